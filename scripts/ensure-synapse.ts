@@ -1,0 +1,18 @@
+// Makes sure the cached Synapse virtualenv and migrated template database exist,
+// then prints the Synapse version. Used by .ci/run before the end-to-end tests.
+//   node scripts/ensure-synapse.ts
+import { ensureSynapseTemplateDb, ensureSynapseVenv, installedSynapseVersion, synapseCacheDir } from './lib/synapse.ts';
+
+const log = (msg: string): void => {
+  process.stderr.write(`ensure-synapse: ${msg}\n`);
+};
+
+try {
+  const python = await ensureSynapseVenv(log);
+  await ensureSynapseTemplateDb(log);
+  log(`cache: ${synapseCacheDir()}`);
+  process.stdout.write(`${await installedSynapseVersion(python)}\n`);
+} catch (err) {
+  process.stderr.write(`ensure-synapse: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+}

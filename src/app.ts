@@ -1,0 +1,221 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import type { Bridge } from 'matrix-appservice-bridge';
+import type { BridgeConfig } from './config/load.ts';
+import { loadRegistration, type Registration } from './config/registration.ts';
+import { configureLogging, logger } from './log.ts';
+import { AdminRoomReporter } from './matrix/adminRoom.ts';
+import { ensureAdminRoom } from './matrix/adminRoomSetup.ts';
+import { startAppservice } from './matrix/appservice.ts';
+import { HomeserverClient, HomeserverError } from './matrix/homeserverClient.ts';
+import { SynapsePort } from './matrix/synapsePort.ts';
+import { UserProvisioner } from './provisioning/users.ts';
+import { ScimError } from './scim/errors.ts';
+import { errorMiddleware } from './scim/http.ts';
+import { SCIM_BASE_PATH, scimRouter } from './scim/router.ts';
+import { SqliteStore } from './store/sqlite.ts';
+import type { Store } from './store/types.ts';
+
+const log = logger('Bridge');
+
+export interface BridgeHandles {
+  /** Base URL of the SCIM API as the IdP should use it (ends in /scim/v2). */
+  scimUrl: string;
+  adminRoomId: string;
+  botUserId: string;
+  store: Store;
+  users: UserProvisioner;
+  /** Runs due journal entries now (the worker also does it on its own). */
+  runJournal(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** A start-up check failed: the message says what is wrong and what to do. */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+const JOURNAL_INTERVAL_MS = 5_000;
+
+async function checked<T>(what: string, step: () => Promise<T>, advice: (error: Error) => string): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw new StartupError(`${what}: ${(error as Error).message}\n  → ${advice(error as Error)}`);
+  }
+}
+
+/** Starts the bridge: start-up checks, the appservice listener, the SCIM listener, the journal worker. */
+export async function start(config: BridgeConfig, registration?: Registration): Promise<BridgeHandles> {
+  configureLogging(config.logging.level);
+  const reg = registration ?? loadRegistration(config.appservice.registration);
+  const botUserId = `@${reg.sender_localpart}:${config.homeserver.domain}`;
+  const client = new HomeserverClient({
+    baseUrl: config.homeserver.url,
+    asToken: reg.as_token,
+    ...(config.adminApi.accessToken ? { adminToken: config.adminApi.accessToken } : {}),
+  });
+
+  await checked(
+    `the homeserver at ${config.homeserver.url} is not reachable`,
+    () => client.request('GET', '/_matrix/client/versions'),
+    () => 'check homeserver.url and that the homeserver is running',
+  );
+  await checked(
+    `the bot ${botUserId} cannot be registered`,
+    () => client.register(reg.sender_localpart),
+    (e) =>
+      e instanceof HomeserverError && e.status === 401
+        ? 'the homeserver does not know this registration\'s as_token: add the registration file to app_service_config_files and restart the homeserver'
+        : 'check the registration\'s namespace and sender_localpart',
+  );
+
+  const store = await SqliteStore.open(config.database.path);
+  const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch((e: unknown) => log.warn('error while stopping', e));
+  };
+
+  try {
+    const bridge: Bridge = await checked(
+      `the appservice listener cannot start on ${config.appservice.bindAddress}:${config.appservice.port}`,
+      () =>
+        startAppservice({
+          homeserverUrl: config.homeserver.url,
+          domain: config.homeserver.domain,
+          registration: reg,
+          bindAddress: config.appservice.bindAddress,
+          port: config.appservice.port,
+        }),
+      () => 'choose a free appservice.port',
+    );
+    cleanups.push(() => bridge.close());
+
+    await checked(
+      'the homeserver cannot reach the bridge (appservice ping failed)',
+      () => client.ping(reg.id),
+      () =>
+        `make sure the homeserver loaded the registration (app_service_config_files, then restart it) and can reach ${String(reg.url)}`,
+    );
+    await checked(
+      'the Synapse admin API is not usable',
+      () => client.getUser(botUserId),
+      (e) =>
+        e instanceof HomeserverError && e.status === 403
+          ? `promote the bot to server admin (PUT /_synapse/admin/v2/users/${botUserId} {"admin": true} with an admin's token) or set adminApi.accessToken`
+          : 'check adminApi.accessToken and that the homeserver is Synapse',
+    );
+    const adminRoomId = await checked(
+      'the admin room cannot be joined or created',
+      () =>
+        ensureAdminRoom(client, {
+          room: config.adminRoom.room ?? `#scim-bridge-admin:${config.homeserver.domain}`,
+          operators: config.adminRoom.operators,
+          botUserId,
+        }),
+      () => 'invite the bot to adminRoom.room, or give an alias the bot may create',
+    );
+
+    const reporter = new AdminRoomReporter(
+      { sendNotice: (text, html) => client.sendNotice(adminRoomId, text, html) },
+      { burstThreshold: config.adminRoom.burstThreshold, windowMs: config.adminRoom.burstWindowSeconds * 1000 },
+    );
+    cleanups.push(() => reporter.stop());
+
+    const port = new SynapsePort(client, {
+      disablePolicy: config.provisioning.onDisable,
+      ...(config.provisioning.externalIdProvider ? { externalIdProvider: config.provisioning.externalIdProvider } : {}),
+      ...(config.avatars.enabled
+        ? {
+            avatars: {
+              maxBytes: config.avatars.maxBytes,
+              timeoutMs: config.avatars.timeoutSeconds * 1000,
+              allowedContentTypes: ['image/png', 'image/jpeg', 'image/gif', 'image/webp'],
+              allowHttp: config.avatars.allowHttp,
+              allowedNetworks: config.avatars.allowedNetworks,
+            },
+          }
+        : {}),
+    });
+    const users = new UserProvisioner(store, port, reporter, {
+      domain: config.homeserver.domain,
+      localpart: config.provisioning.localpart,
+      protectedUsers: [botUserId, ...config.provisioning.protectedUsers].map((p) =>
+        p.startsWith('@') ? new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) : new RegExp(p),
+      ),
+      adoptExistingUsers: config.provisioning.adoptExistingUsers,
+      eraseOnDelete: config.provisioning.eraseOnDelete,
+    });
+
+    const app = new Koa();
+    let scimUrl = '';
+    const router = scimRouter({ baseUrl: () => scimUrl, tokens: config.scim.tokens, users });
+    app.use(errorMiddleware);
+    app.use(async (ctx, next) => {
+      if (ctx.path === '/health/live') {
+        ctx.body = { status: 'ok' };
+        return;
+      }
+      if (ctx.path === '/health/ready') {
+        ctx.body = { status: 'ok', users: await store.countUsers() };
+        return;
+      }
+      await next();
+    });
+    app.use(router.routes());
+    app.use(router.allowedMethods({ throw: false }));
+    app.use(async (ctx, next) => {
+      await next();
+      if (ctx.status === 405) throw new ScimError(405, `${ctx.method} is not supported on ${ctx.path}`);
+      if (ctx.status === 404 && ctx.body === undefined) throw new ScimError(404, `no endpoint at ${ctx.path}`);
+    });
+    const server = http.createServer(app.callback());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.scim.port, config.scim.bindAddress, () => resolve());
+    });
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    server.closeIdleConnections();
+    const address = server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    scimUrl = `${(config.scim.publicUrl ?? `http://${host}:${address.port}`).replace(/\/$/, '')}${SCIM_BASE_PATH}`;
+
+    let journalRunning: Promise<number> = Promise.resolve(0);
+    const runJournal = () => {
+      journalRunning = journalRunning.then(
+        () => users.runJournal(),
+        () => users.runJournal(),
+      );
+      return journalRunning;
+    };
+    const timer = setInterval(() => {
+      runJournal().catch((e: unknown) => log.error('journal worker failed', e));
+    }, JOURNAL_INTERVAL_MS);
+    cleanups.push(async () => {
+      clearInterval(timer);
+      await journalRunning.catch(() => 0);
+    });
+    void runJournal().catch((e: unknown) => log.error('journal worker failed', e));
+
+    log.info(`SCIM API listening at ${scimUrl}; admin room ${adminRoomId}`);
+    return {
+      scimUrl,
+      adminRoomId,
+      botUserId,
+      store,
+      users,
+      runJournal,
+      stop: async () => {
+        server.closeAllConnections();
+        await cleanup();
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

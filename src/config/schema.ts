@@ -1,0 +1,149 @@
+import { z } from 'zod';
+
+/**
+ * The bridge's configuration, validated once at start-up. Every key is described here;
+ * config/config.sample.yaml documents the same keys for operators. `.strict()` everywhere
+ * so that a typo stops the bridge instead of being silently ignored.
+ */
+
+/** A secret given inline, or read from a file (preferred: keeps it out of the config). */
+const secret = (what: string) =>
+  z
+    .union([
+      z.string().min(1).describe(`${what}, inline`),
+      z.object({ file: z.string().min(1).describe(`path of a file holding ${what}`) }).strict(),
+    ])
+    .describe(`${what}: a string, or { file: path }`);
+
+const localpartPolicy = z
+  .object({
+    stripEmailDomain: z
+      .boolean()
+      .default(true)
+      .describe('userName "alice@example.com" becomes localpart "alice" (true) or "alice_example.com" (false)'),
+    replacement: z
+      .string()
+      .regex(/^[a-z0-9._=\-/+]?$/, 'must be one allowed localpart character or empty')
+      .default('_')
+      .describe('what replaces each character that a Matrix localpart may not hold'),
+    prefix: z.string().regex(/^[a-z0-9._=\-/+]*$/).default('').describe('prepended to every localpart, e.g. "corp_"'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    homeserver: z
+      .object({
+        url: z.url().describe('client-server API base URL of the homeserver, as the bridge reaches it'),
+        domain: z.string().min(1).describe('the server name: the part after the colon in @alice:example.org'),
+      })
+      .strict(),
+    appservice: z
+      .object({
+        registration: z.string().min(1).describe('path of the appservice registration YAML loaded by the homeserver'),
+        bindAddress: z.string().default('127.0.0.1').describe('address of the listener the homeserver calls'),
+        port: z.number().int().min(1).max(65535).describe('port of that listener (must match the registration url)'),
+      })
+      .strict(),
+    scim: z
+      .object({
+        bindAddress: z.string().default('127.0.0.1').describe('address of the SCIM listener (put TLS in front of it)'),
+        port: z.number().int().min(0).max(65535).describe('port of the SCIM listener (0: any free port)'),
+        publicUrl: z
+          .url()
+          .optional()
+          .describe('URL the IdP uses to reach the SCIM listener, without /scim/v2; used in Location and meta.location'),
+        tokens: z
+          .array(
+            z
+              .object({
+                name: z.string().min(1).describe('who uses this token (shown in logs and the admin room), e.g. "entra"'),
+                token: secret('the bearer token this IdP sends'),
+              })
+              .strict(),
+          )
+          .min(1)
+          .describe('bearer tokens accepted on the SCIM API, one per IdP'),
+      })
+      .strict(),
+    adminApi: z
+      .object({
+        accessToken: secret('an access token of a server admin').optional(),
+      })
+      .strict()
+      .default({})
+      .describe('credentials for the Synapse admin API; without accessToken the bot (as_token) is used and must be a server admin'),
+    adminRoom: z
+      .object({
+        room: z
+          .string()
+          .regex(/^[!#].+:.+$/, 'must be a room ID (!id:server) or an alias (#alias:server)')
+          .optional()
+          .describe('room ID or alias of the admin room; an alias that does not exist yet is created'),
+        operators: z.array(z.string().regex(/^@.+:.+$/, 'must be a Matrix user ID')).default([]).describe('invited to the admin room'),
+        burstThreshold: z.number().int().min(1).default(10).describe('more events than this within burstWindowSeconds become one digest'),
+        burstWindowSeconds: z.number().positive().default(10).describe('the window for burstThreshold'),
+      })
+      .strict()
+      .default({ operators: [], burstThreshold: 10, burstWindowSeconds: 10 }),
+    provisioning: z
+      .object({
+        localpart: localpartPolicy.default({ stripEmailDomain: true, replacement: '_', prefix: '' }),
+        onDisable: z
+          .enum(['lock', 'suspend', 'deactivate'])
+          .default('lock')
+          .describe('what active:false does: lock (reversible, keeps rooms), suspend (read-only), or deactivate'),
+        eraseOnDelete: z.boolean().default(false).describe('erase the user (GDPR) when the IdP deletes it'),
+        externalIdProvider: z
+          .string()
+          .optional()
+          .describe('SSO auth provider id (e.g. oidc-keycloak): externalId is linked to it so SSO logins land in the account'),
+        protectedUsers: z
+          .array(z.string())
+          .default([])
+          .describe('regular expressions of Matrix IDs the bridge never touches (admins, bots)'),
+        adoptExistingUsers: z
+          .boolean()
+          .default(false)
+          .describe('take over accounts that exist on the homeserver but were not made by the bridge'),
+      })
+      .strict()
+      .default({
+        localpart: { stripEmailDomain: true, replacement: '_', prefix: '' },
+        onDisable: 'lock',
+        eraseOnDelete: false,
+        protectedUsers: [],
+        adoptExistingUsers: false,
+      }),
+    avatars: z
+      .object({
+        enabled: z.boolean().default(true).describe('set avatars from photos'),
+        maxBytes: z.number().int().positive().default(5 * 1024 * 1024).describe('largest image fetched'),
+        timeoutSeconds: z.number().positive().default(10).describe('time limit of one fetch'),
+        allowHttp: z.boolean().default(false).describe('also fetch plain http URLs (testing only)'),
+        allowedNetworks: z
+          .array(z.string())
+          .default([])
+          .describe('private networks (CIDR) photos may be fetched from; public addresses are always allowed'),
+      })
+      .strict()
+      .default({ enabled: true, maxBytes: 5 * 1024 * 1024, timeoutSeconds: 10, allowHttp: false, allowedNetworks: [] }),
+    database: z
+      .object({
+        engine: z.literal('sqlite').default('sqlite').describe('only sqlite for now; postgres is planned'),
+        path: z.string().min(1).default('scim-bridge.db').describe('SQLite file, relative to the working directory'),
+      })
+      .strict()
+      .default({ engine: 'sqlite', path: 'scim-bridge.db' }),
+    logging: z
+      .object({
+        level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+      })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type SecretValue = string | { file: string };

@@ -1,0 +1,43 @@
+import { AppServiceRegistration, Bridge } from 'matrix-appservice-bridge';
+import type { Registration } from '../config/registration.ts';
+import { logger } from '../log.ts';
+
+const log = logger('Appservice');
+
+/**
+ * The appservice listener: only the homeserver talks to it (transactions and ping). The
+ * bridge reacts to no room events yet; matrix-appservice-bridge checks the hs_token and
+ * de-duplicates transactions.
+ */
+export async function startAppservice(options: {
+  homeserverUrl: string;
+  domain: string;
+  registration: Registration;
+  bindAddress: string;
+  port: number;
+}): Promise<Bridge> {
+  const bridge = new Bridge({
+    homeserverUrl: options.homeserverUrl,
+    domain: options.domain,
+    registration: AppServiceRegistration.fromObject(
+      options.registration as unknown as Parameters<typeof AppServiceRegistration.fromObject>[0],
+    ),
+    disableStores: true,
+    disableContext: true,
+    controller: {
+      onEvent: () => undefined,
+    },
+  });
+  await bridge.initialise();
+  await bridge.listen(options.port, options.bindAddress);
+  // matrix-appservice-bridge does not serve the ping the homeserver sends back (MSC2659).
+  bridge.addAppServicePath({
+    method: 'POST',
+    path: '/_matrix/app/v1/ping',
+    handler: (_req, res) => {
+      log.debug('ping from the homeserver');
+      res.status(200).json({});
+    },
+  });
+  return bridge;
+}

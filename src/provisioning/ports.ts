@@ -1,0 +1,31 @@
+import type { DesiredAccount } from './mapping.ts';
+import type { AppliedState } from '../store/types.ts';
+
+/** What stands in the way of giving an account these identifiers (held by someone else). */
+export interface OwnershipConflict {
+  what: string; // e.g. 'email alice@example.org'
+  heldBy: string; // the Matrix ID holding it
+}
+
+export interface ApplyOutcome {
+  applied: AppliedState;
+  /** Things that did not work but do not fail the request (e.g. an avatar fetch). */
+  warnings: string[];
+}
+
+export type DisablePolicy = 'lock' | 'suspend' | 'deactivate';
+
+/**
+ * The homeserver as the provisioning core sees it. Every method is idempotent: running it
+ * again after a failure half-way converges to the same state, which is what lets the
+ * journal retry without creating anything twice. Failures throw HomeserverError.
+ */
+export interface HomeserverPort {
+  /** The account's state on the homeserver, or undefined if no such user exists. */
+  lookup(matrixId: string): Promise<{ deactivated: boolean } | undefined>;
+  ownershipConflicts(account: DesiredAccount): Promise<OwnershipConflict[]>;
+  /** Makes the homeserver hold `account`, creating it if needed. */
+  apply(account: DesiredAccount, previous: AppliedState, password: string | undefined): Promise<ApplyOutcome>;
+  /** Deactivates (and optionally erases) the account; done already counts as success. */
+  remove(matrixId: string, erase: boolean): Promise<void>;
+}

@@ -1,0 +1,94 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import { ScimError, badRequest } from './errors.ts';
+import { logger } from '../log.ts';
+
+const log = logger('ScimHttp');
+
+export const SCIM_CONTENT_TYPE = 'application/scim+json';
+const MAX_BODY_BYTES = 1024 * 1024;
+
+/** State the SCIM middlewares hand to the routes. */
+export interface ScimState {
+  /** Name of the bearer token the request came with (which IdP). */
+  source: string;
+}
+
+/** Renders every error as a SCIM error; unexpected ones become a 500 whose detail stays in the log. */
+export async function errorMiddleware(ctx: Context, next: Next): Promise<void> {
+  try {
+    await next();
+  } catch (error) {
+    const scimError =
+      error instanceof ScimError ? error : new ScimError(500, 'internal error: the bridge logged the details');
+    if (error instanceof ScimError) {
+      if (error.status >= 500) log.warn(`${ctx.method} ${ctx.path} → ${error.status}: ${error.message}`);
+      else log.info(`${ctx.method} ${ctx.path} → ${error.status}: ${error.message}`);
+    } else {
+      log.error(`${ctx.method} ${ctx.path} failed`, error);
+    }
+    ctx.status = scimError.status;
+    for (const [name, value] of Object.entries(scimError.headers)) ctx.set(name, value);
+    ctx.type = SCIM_CONTENT_TYPE;
+    ctx.body = scimError.toJSON();
+  }
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+/**
+ * Bearer-token authentication. Tokens are compared through their SHA-256 digests with
+ * timingSafeEqual, so neither their content nor their length leaks through timing, and
+ * every configured token is always compared.
+ */
+export function bearerAuth(tokens: { name: string; token: string }[]) {
+  const known = tokens.map((t) => ({ name: t.name, digest: digest(t.token) }));
+  return async (ctx: Context, next: Next): Promise<void> => {
+    const header = ctx.get('authorization');
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    let source: string | undefined;
+    if (match?.[1]) {
+      const presented = digest(match[1]);
+      for (const candidate of known) {
+        if (timingSafeEqual(presented, candidate.digest)) source = candidate.name;
+      }
+    }
+    if (!source) {
+      throw new ScimError(
+        401,
+        header ? 'the bearer token is not valid' : 'authentication required: send Authorization: Bearer <token>',
+        undefined,
+        { 'WWW-Authenticate': 'Bearer realm="matrix-scim-bridge"' },
+      );
+    }
+    (ctx.state as ScimState).source = source;
+    await next();
+  };
+}
+
+/** Reads a JSON body (application/scim+json or application/json), limited in size. */
+export async function readJsonBody(ctx: Context): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > MAX_BODY_BYTES) throw new ScimError(413, `the request body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') throw badRequest('invalidSyntax', 'the request has no body; a JSON object was expected');
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw badRequest('invalidSyntax', `the request body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+export function sendScim(ctx: Context, status: number, body: unknown): void {
+  ctx.status = status;
+  ctx.type = SCIM_CONTENT_TYPE;
+  ctx.body = body;
+}

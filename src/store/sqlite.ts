@@ -1,0 +1,296 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Kysely, SqliteDialect, sql, type Generated, type Selectable } from 'kysely';
+import { Migrator, type Migration } from 'kysely/migration';
+import { NodeSqliteDatabase } from './sqliteDriver.ts';
+import { filterToSql } from './filterSql.ts';
+import type { AppliedState, JournalAction, JournalEntry, Store, UserListQuery, UserPage, UserRecord, UserState } from './types.ts';
+
+interface UsersTable {
+  id: string;
+  user_name: string;
+  user_name_lower: string;
+  external_id: string | null;
+  matrix_id: string;
+  display_name: string | null;
+  display_name_lower: string | null;
+  active: number;
+  document: string;
+  version: number;
+  created: string;
+  last_modified: string;
+  state: string;
+  acknowledged: number;
+  applied: string;
+}
+
+interface JournalTable {
+  id: Generated<number>;
+  resource_id: string;
+  action: string;
+  attempts: number;
+  not_before: string;
+  last_error: string | null;
+  created: string;
+}
+
+export interface Database {
+  users: UsersTable;
+  journal: JournalTable;
+}
+
+const migrations: Record<string, Migration> = {
+  '0001_users_and_journal': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_name', 'text', (c) => c.notNull())
+        .addColumn('user_name_lower', 'text', (c) => c.notNull())
+        .addColumn('external_id', 'text')
+        .addColumn('matrix_id', 'text', (c) => c.notNull().unique())
+        .addColumn('display_name', 'text')
+        .addColumn('display_name_lower', 'text')
+        .addColumn('active', 'integer', (c) => c.notNull())
+        .addColumn('document', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('created', 'text', (c) => c.notNull())
+        .addColumn('last_modified', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('acknowledged', 'integer', (c) => c.notNull())
+        .addColumn('applied', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute();
+      // userName is unique among the users SCIM can see; deleted users keep their
+      // Matrix ID (unique above) so that it is never handed to someone else.
+      await sql`CREATE UNIQUE INDEX users_user_name_live ON users (user_name_lower) WHERE state IN ('pending', 'provisioned')`.execute(db);
+      await db.schema.createIndex('users_user_name_lower').on('users').column('user_name_lower').execute();
+      await db.schema.createIndex('users_external_id').on('users').column('external_id').execute();
+      await db.schema.createIndex('users_display_name_lower').on('users').column('display_name_lower').execute();
+      await db.schema.createIndex('users_state_created').on('users').columns(['state', 'created', 'id']).execute();
+      await db.schema
+        .createTable('journal')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('resource_id', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('not_before', 'text', (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('created', 'text', (c) => c.notNull())
+        .addUniqueConstraint('journal_resource_action', ['resource_id', 'action'])
+        .execute();
+      await db.schema.createIndex('journal_due').on('journal').column('not_before').execute();
+    },
+  },
+};
+
+const VISIBLE: UserState[] = ['pending', 'provisioned'];
+
+function toRecord(row: Selectable<UsersTable>): UserRecord {
+  return {
+    id: row.id,
+    userName: row.user_name,
+    externalId: row.external_id,
+    matrixId: row.matrix_id,
+    displayName: row.display_name,
+    active: row.active === 1,
+    document: JSON.parse(row.document) as Record<string, unknown>,
+    version: row.version,
+    created: row.created,
+    lastModified: row.last_modified,
+    state: row.state as UserState,
+    acknowledged: row.acknowledged === 1,
+    applied: JSON.parse(row.applied) as AppliedState,
+  };
+}
+
+function toRow(user: UserRecord): UsersTable {
+  return {
+    id: user.id,
+    user_name: user.userName,
+    user_name_lower: user.userName.toLowerCase(),
+    external_id: user.externalId,
+    matrix_id: user.matrixId,
+    display_name: user.displayName,
+    display_name_lower: user.displayName?.toLowerCase() ?? null,
+    active: user.active ? 1 : 0,
+    document: JSON.stringify(user.document),
+    version: user.version,
+    created: user.created,
+    last_modified: user.lastModified,
+    state: user.state,
+    acknowledged: user.acknowledged ? 1 : 0,
+    applied: JSON.stringify(user.applied),
+  };
+}
+
+export class SqliteStore implements Store {
+  readonly #db: Kysely<Database>;
+
+  private constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  /** Opens (creating if needed) the database file and brings its schema up to date. */
+  static async open(file: string): Promise<SqliteStore> {
+    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new NodeSqliteDatabase(file) }) });
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+    const { error } = await migrator.migrateToLatest();
+    if (error) {
+      await db.destroy();
+      throw new Error(`cannot migrate the database ${file}: ${(error as Error).message}`);
+    }
+    return new SqliteStore(db);
+  }
+
+  async getUser(id: string): Promise<UserRecord | undefined> {
+    const row = await this.#db.selectFrom('users').selectAll().where('id', '=', id).where('state', 'in', VISIBLE).executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async getUserAnyState(id: string): Promise<UserRecord | undefined> {
+    const row = await this.#db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async findByUserName(userName: string): Promise<UserRecord | undefined> {
+    const rows = await this.#db
+      .selectFrom('users')
+      .selectAll()
+      .where('user_name_lower', '=', userName.toLowerCase())
+      .orderBy(sql`state IN ('pending', 'provisioned')`, 'desc')
+      .orderBy('created', 'desc')
+      .limit(1)
+      .execute();
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async findByMatrixId(matrixId: string): Promise<UserRecord | undefined> {
+    const row = await this.#db.selectFrom('users').selectAll().where('matrix_id', '=', matrixId).executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async findByExternalId(externalId: string): Promise<UserRecord | undefined> {
+    const row = await this.#db
+      .selectFrom('users')
+      .selectAll()
+      .where('external_id', '=', externalId)
+      .where('state', 'in', VISIBLE)
+      .executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async listUsers(query: UserListQuery): Promise<UserPage> {
+    let base = this.#db.selectFrom('users').where('state', 'in', VISIBLE);
+    if (query.filter) {
+      const condition = filterToSql(query.filter);
+      base = base.where(condition);
+    }
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const rows =
+      query.count > 0
+        ? await base
+            .selectAll()
+            .orderBy('created')
+            .orderBy('id')
+            .limit(query.count)
+            .offset(Math.max(0, query.startIndex - 1))
+            .execute()
+        : [];
+    return { totalResults: Number(total.n), users: rows.map(toRecord) };
+  }
+
+  async insertUser(user: UserRecord, action: JournalAction): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      await trx.insertInto('users').values(toRow(user)).execute();
+      await openJournalIn(trx, user.id, action);
+    });
+  }
+
+  async updateUser(user: UserRecord, expectedVersion: number, action?: JournalAction): Promise<boolean> {
+    return this.#db.transaction().execute(async (trx) => {
+      const result = await trx
+        .updateTable('users')
+        .set(toRow(user))
+        .where('id', '=', user.id)
+        .where('version', '=', expectedVersion)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) return false;
+      if (action) await openJournalIn(trx, user.id, action);
+      return true;
+    });
+  }
+
+  async removeUser(id: string): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('journal').where('resource_id', '=', id).execute();
+      await trx.deleteFrom('users').where('id', '=', id).execute();
+    });
+  }
+
+  async countUsers(): Promise<number> {
+    const row = await this.#db
+      .selectFrom('users')
+      .where('state', 'in', VISIBLE)
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async openJournal(resourceId: string, action: JournalAction): Promise<void> {
+    await openJournalIn(this.#db, resourceId, action);
+  }
+
+  async dueJournal(now: Date, limit: number): Promise<JournalEntry[]> {
+    const rows = await this.#db
+      .selectFrom('journal')
+      .selectAll()
+      .where('not_before', '<=', now.toISOString())
+      .orderBy('not_before')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map(toJournalEntry);
+  }
+
+  async journalFor(resourceId: string): Promise<JournalEntry[]> {
+    const rows = await this.#db.selectFrom('journal').selectAll().where('resource_id', '=', resourceId).orderBy('id').execute();
+    return rows.map(toJournalEntry);
+  }
+
+  async completeJournal(resourceId: string, action: JournalAction): Promise<void> {
+    await this.#db.deleteFrom('journal').where('resource_id', '=', resourceId).where('action', '=', action).execute();
+  }
+
+  async deferJournal(id: number, error: string, notBefore: Date): Promise<void> {
+    await this.#db
+      .updateTable('journal')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: error, not_before: notBefore.toISOString() }))
+      .where('id', '=', id)
+      .execute();
+  }
+
+  async close(): Promise<void> {
+    await this.#db.destroy();
+  }
+}
+
+function toJournalEntry(row: Selectable<JournalTable>): JournalEntry {
+  return {
+    id: row.id,
+    resourceId: row.resource_id,
+    action: row.action as JournalAction,
+    attempts: row.attempts,
+    notBefore: row.not_before,
+    lastError: row.last_error,
+  };
+}
+
+async function openJournalIn(db: Kysely<Database>, resourceId: string, action: JournalAction): Promise<void> {
+  const now = new Date().toISOString();
+  await db
+    .insertInto('journal')
+    .values({ resource_id: resourceId, action, attempts: 0, not_before: now, last_error: null, created: now })
+    .onConflict((oc) => oc.columns(['resource_id', 'action']).doUpdateSet({ not_before: now }))
+    .execute();
+}
