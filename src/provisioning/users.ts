@@ -148,6 +148,7 @@ export class UserProvisioner {
     const current = await this.get(id);
     await this.#serial.run(current.matrixId, async () => {
       const record = await this.get(id);
+      this.#checkProtected(record.matrixId);
       checkVersion(record, ifMatch);
       const deleting: UserRecord = { ...record, state: 'deleting', lastModified: new Date().toISOString() };
       await this.#store.updateUser(deleting, record.version, 'delete');
@@ -188,6 +189,7 @@ export class UserProvisioner {
 
   async #update(id: string, change: (record: UserRecord) => Doc, ctx: RequestContext, ifMatch: string | undefined): Promise<UserRecord> {
     const record = await this.get(id);
+    this.#checkProtected(record.matrixId);
     checkVersion(record, ifMatch);
     const { doc, password } = withoutPassword(change(record));
     this.#checkProblems(doc);
@@ -199,7 +201,7 @@ export class UserProvisioner {
       }
     }
     await this.#checkExternalId(doc, id);
-    await this.#checkOwnership(record.matrixId, doc);
+    await this.#checkOwnership(record.matrixId, doc, record.document);
     const changed = changedFields(record.document, doc);
     if (password !== undefined) changed.push('password');
     const updated: UserRecord = {
@@ -323,9 +325,22 @@ export class UserProvisioner {
     }
   }
 
-  async #checkOwnership(matrixId: string, doc: Doc): Promise<void> {
+  /**
+   * Refuses identifiers (emails, phone numbers, external id) that another account holds.
+   * Only identifiers new to this user are looked up, so an update that adds none needs no
+   * homeserver round trip (and is kept in the journal if the homeserver is down).
+   */
+  async #checkOwnership(matrixId: string, doc: Doc, previous?: Doc): Promise<void> {
+    const wanted = desiredAccount(doc, matrixId, true);
+    if (previous) {
+      const had = desiredAccount(previous, matrixId, true);
+      wanted.emails = wanted.emails.filter((e) => !had.emails.includes(e));
+      wanted.msisdns = wanted.msisdns.filter((m) => !had.msisdns.includes(m));
+      if (wanted.externalId === had.externalId) wanted.externalId = null;
+    }
+    if (wanted.emails.length === 0 && wanted.msisdns.length === 0 && wanted.externalId === null) return;
     try {
-      const conflicts = await this.#homeserver.ownershipConflicts(desiredAccount(doc, matrixId, true));
+      const conflicts = await this.#homeserver.ownershipConflicts(wanted);
       if (conflicts.length > 0) {
         throw conflict(conflicts.map((c) => `${c.what} is already held by ${c.heldBy}`).join('; '));
       }

@@ -29,7 +29,7 @@ const COLUMNS: Record<string, Operand> = {
 };
 
 /** Sub-attributes and attributes whose values are compared exactly (RFC 7643 caseExact). */
-const CASE_EXACT = new Set(['$ref', 'externalId', 'id', 'x509Certificates.value', 'matrixId', 'manager.value']);
+const CASE_EXACT = new Set(['$ref', 'externalId', 'id', 'x509Certificates.value', 'matrixId']);
 
 const MULTI_VALUED = new Set([
   'emails',

@@ -1,0 +1,126 @@
+/**
+ * Turns a value as an IdP sent it into the canonical form of an attribute: canonical
+ * sub-attribute names, booleans from "True"/"False", `manager` strings as `{ value }`, and a
+ * 400 `invalidValue` naming the attribute when the type is wrong. Null and empty values come
+ * back as undefined, meaning "no value".
+ */
+import { badRequest } from '../errors.ts';
+import { findSub, type AttributeDef } from '../schema/attributes.ts';
+
+export type Entry = Record<string, unknown>;
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Reads a key ignoring case. */
+export function getKey(container: unknown, name: string): unknown {
+  if (!isRecord(container)) return undefined;
+  if (name in container) return container[name];
+  const wanted = name.toLowerCase();
+  const key = Object.keys(container).find((k) => k.toLowerCase() === wanted);
+  return key === undefined ? undefined : container[key];
+}
+
+/** true/false, or the strings "true"/"false" in any case (Entra sends "False"). */
+export function coerceBoolean(value: unknown): boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  if (typeof value !== 'string') return undefined;
+  const lower = value.trim().toLowerCase();
+  return lower === 'true' ? true : lower === 'false' ? false : undefined;
+}
+
+function isEmpty(value: unknown): boolean {
+  return value === undefined || value === null || value === '' || (Array.isArray(value) && value.length === 0);
+}
+
+function normalizeComplex(def: AttributeDef, raw: unknown, where: string): Entry | undefined {
+  // Entra sends the enterprise manager as a bare id.
+  const value = typeof raw === 'string' && def.name === 'manager' ? { value: raw } : raw;
+  if (!isRecord(value)) throw badRequest('invalidValue', `${where} must be an object with sub-attributes`);
+  const out: Entry = {};
+  for (const [key, inner] of Object.entries(value)) {
+    const sub = findSub(def, key);
+    // Unknown sub-attributes are ignored; read-only ones (manager.displayName) are the server's to fill.
+    if (!sub || sub.mutability === 'readOnly') continue;
+    const normalized = normalizeSingle(sub, inner, `${where}.${sub.name}`);
+    if (normalized !== undefined) out[sub.name] = normalized;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function normalizeScalar(def: AttributeDef, raw: unknown, where: string): unknown {
+  switch (def.type) {
+    case 'boolean': {
+      const b = coerceBoolean(raw);
+      if (b === undefined) throw badRequest('invalidValue', `${where} must be a boolean (true or false)`);
+      return b;
+    }
+    case 'integer':
+    case 'decimal': {
+      const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isFinite(n) || (def.type === 'integer' && !Number.isInteger(n))) {
+        throw badRequest('invalidValue', `${where} must be ${def.type === 'integer' ? 'an integer' : 'a number'}`);
+      }
+      return n;
+    }
+    case 'dateTime':
+      if (typeof raw !== 'string' || Number.isNaN(Date.parse(raw))) throw badRequest('invalidValue', `${where} must be a date-time`);
+      return raw;
+    default:
+      if (typeof raw === 'number') return String(raw);
+      if (typeof raw !== 'string') throw badRequest('invalidValue', `${where} must be a string`);
+      return raw;
+  }
+}
+
+/** One value of the attribute (an entry, for multi-valued ones). */
+export function normalizeSingle(def: AttributeDef, raw: unknown, where: string): unknown {
+  if (isEmpty(raw)) return undefined;
+  if (def.type === 'complex') return normalizeComplex(def, raw, where);
+  if (Array.isArray(raw) || isRecord(raw)) throw badRequest('invalidValue', `${where} must be a single ${def.type}`);
+  return normalizeScalar(def, raw, where);
+}
+
+/** The whole value of the attribute: a deduplicated list with at most one primary, for multi-valued ones. */
+export function normalizeValue(def: AttributeDef, raw: unknown, where: string): unknown {
+  if (!def.multiValued) return normalizeSingle(def, raw, where);
+  if (isEmpty(raw)) return undefined;
+  const items = Array.isArray(raw) ? raw : [raw];
+  const out = items.map((item, i) => normalizeSingle(def, item, `${where}[${i}]`)).filter((v) => v !== undefined);
+  const list = dedupe(out);
+  const first = list.findIndex((e) => isRecord(e) && e['primary'] === true);
+  if (first >= 0) keepPrimary(list, first);
+  return list.length > 0 ? list : undefined;
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (isRecord(value)) {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** Drops entries identical to an earlier one. */
+export function dedupe(list: unknown[]): unknown[] {
+  const seen = new Set<string>();
+  return list.filter((item) => {
+    const key = canonicalJson(item);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+export function sameValue(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** Leaves `primary: true` only on the entry at `winner` (RFC 7643 §2.4). Mutates the list's entries. */
+export function keepPrimary(list: unknown[], winner: number): void {
+  list.forEach((entry, i) => {
+    if (i !== winner && isRecord(entry) && entry['primary'] === true) entry['primary'] = false;
+  });
+}
