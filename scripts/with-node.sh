@@ -3,4 +3,4 @@
 # so that `npm test` and `npm run demo` work whatever node is installed.
 set -e
 . "$(dirname "$0")/node-env.sh"
-exec node "$@"
+exec node --disable-warning=DEP0060 "$@"

@@ -1,6 +1,5 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Koa from 'koa';
 import type { Bridge } from 'matrix-appservice-bridge';
 import type { BridgeConfig } from './config/load.ts';
 import { loadRegistration, type Registration } from './config/registration.ts';
@@ -11,9 +10,8 @@ import { startAppservice } from './matrix/appservice.ts';
 import { HomeserverClient, HomeserverError } from './matrix/homeserverClient.ts';
 import { SynapsePort } from './matrix/synapsePort.ts';
 import { UserProvisioner } from './provisioning/users.ts';
-import { ScimError } from './scim/errors.ts';
-import { errorMiddleware } from './scim/http.ts';
-import { SCIM_BASE_PATH, scimRouter } from './scim/router.ts';
+import { SCIM_BASE_PATH } from './scim/router.ts';
+import { createScimApp } from './scim/server.ts';
 import { SqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/types.ts';
 
@@ -151,27 +149,12 @@ export async function start(config: BridgeConfig, registration?: Registration): 
       eraseOnDelete: config.provisioning.eraseOnDelete,
     });
 
-    const app = new Koa();
     let scimUrl = '';
-    const router = scimRouter({ baseUrl: () => scimUrl, tokens: config.scim.tokens, users });
-    app.use(errorMiddleware);
-    app.use(async (ctx, next) => {
-      if (ctx.path === '/health/live') {
-        ctx.body = { status: 'ok' };
-        return;
-      }
-      if (ctx.path === '/health/ready') {
-        ctx.body = { status: 'ok', users: await store.countUsers() };
-        return;
-      }
-      await next();
-    });
-    app.use(router.routes());
-    app.use(router.allowedMethods({ throw: false }));
-    app.use(async (ctx, next) => {
-      await next();
-      if (ctx.status === 405) throw new ScimError(405, `${ctx.method} is not supported on ${ctx.path}`);
-      if (ctx.status === 404 && ctx.body === undefined) throw new ScimError(404, `no endpoint at ${ctx.path}`);
+    const app = createScimApp({
+      baseUrl: () => scimUrl,
+      tokens: config.scim.tokens,
+      users,
+      readiness: async () => ({ users: await store.countUsers() }),
     });
     const server = http.createServer(app.callback());
     await new Promise<void>((resolve, reject) => {

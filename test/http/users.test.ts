@@ -1,0 +1,293 @@
+import { expect } from 'chai';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { UserProvisioner } from '../../src/provisioning/users.ts';
+import type { ProvisioningEvent } from '../../src/matrix/adminRoom.ts';
+import { createScimApp } from '../../src/scim/server.ts';
+import { SqliteStore } from '../../src/store/sqlite.ts';
+import { InMemoryHomeserver } from './fakeHomeserver.ts';
+
+/**
+ * The HTTP tier: the real Koa app, provisioning core and SQLite store, with the homeserver
+ * in memory so that failures can be placed exactly. What the homeserver really does is
+ * covered by the end-to-end tier.
+ */
+const TOKEN = 'http-tier-token-0123456789';
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  body: Record<string, unknown>;
+}
+
+describe('SCIM Users over HTTP (in-memory homeserver)', () => {
+  let server: http.Server;
+  let base: string;
+  let store: SqliteStore;
+  let homeserver: InMemoryHomeserver;
+  let users: UserProvisioner;
+  let events: ProvisioningEvent[];
+
+  async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+    const response = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/scim+json', ...headers },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  }
+
+  const alice = (overrides: Record<string, unknown> = {}) => ({
+    schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+    userName: 'Alice.Smith@example.com',
+    displayName: 'Alice Smith',
+    emails: [{ value: 'alice@example.com', type: 'work', primary: true }],
+    ...overrides,
+  });
+
+  async function storedUsers(): Promise<number> {
+    return (await store.listUsers({ startIndex: 1, count: 100 })).totalResults;
+  }
+
+  beforeEach(async () => {
+    store = await SqliteStore.open(':memory:');
+    homeserver = new InMemoryHomeserver();
+    events = [];
+    users = new UserProvisioner(store, homeserver, { report: (e) => events.push(e) }, {
+      domain: 'example.org',
+      localpart: { stripEmailDomain: true, replacement: '_', prefix: '' },
+      protectedUsers: [/^@admin:example\.org$/],
+      adoptExistingUsers: false,
+      eraseOnDelete: false,
+    });
+    const app = createScimApp({
+      baseUrl: () => `${base}`,
+      tokens: [{ name: 'test-idp', token: TOKEN }],
+      users,
+      readiness: async () => ({}),
+    });
+    server = http.createServer(app.callback());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/scim/v2`;
+  });
+
+  afterEach(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await store.close();
+  });
+
+  it('creates a user: 201 with Location, meta and ETag, and the homeserver account', async () => {
+    const reply = await call('POST', '/Users', alice());
+    expect(reply.status).to.equal(201);
+    expect(reply.headers.get('location')).to.equal(`${base}/Users/${String(reply.body['id'])}`);
+    expect(reply.headers.get('content-type')).to.match(/^application\/scim\+json/);
+    expect(reply.headers.get('etag')).to.equal('W/"1"');
+    expect(reply.body['meta']).to.include({ resourceType: 'User', version: 'W/"1"' });
+    expect(reply.body['userName']).to.equal('Alice.Smith@example.com');
+    const account = homeserver.accounts.get('@alice.smith:example.org');
+    expect(account?.displayName).to.equal('Alice Smith');
+    expect(account?.emails).to.deep.equal(['alice@example.com']);
+    expect(events.map((e) => e.kind)).to.deep.equal(['created']);
+  });
+
+  it('never returns or stores the password', async () => {
+    const reply = await call('POST', '/Users', alice({ password: 'correct horse battery staple' }));
+    expect(reply.status).to.equal(201);
+    expect(JSON.stringify(reply.body)).to.not.include('correct horse');
+    const record = await store.getUser(String(reply.body['id']));
+    expect(JSON.stringify(record)).to.not.include('correct horse');
+    expect(homeserver.accounts.get('@alice.smith:example.org')?.password).to.equal('correct horse battery staple');
+  });
+
+  it('answers 401 with a SCIM error and WWW-Authenticate without a valid token', async () => {
+    for (const authorization of ['', 'Bearer wrong-token-wrong-token']) {
+      const reply = await call('POST', '/Users', alice(), { authorization });
+      expect(reply.status).to.equal(401);
+      expect(reply.headers.get('www-authenticate')).to.match(/^Bearer/);
+      expect(reply.body).to.include({ status: '401' });
+      expect(reply.body['schemas']).to.deep.equal(['urn:ietf:params:scim:api:messages:2.0:Error']);
+    }
+    expect(await storedUsers()).to.equal(0);
+    expect(homeserver.accounts.size).to.equal(0);
+  });
+
+  it('serves discovery without a token', async () => {
+    for (const path of ['/ServiceProviderConfig', '/ResourceTypes', '/Schemas', '/ResourceTypes/User']) {
+      const reply = await call('GET', path, undefined, { authorization: '' });
+      expect(reply.status, path).to.equal(200);
+    }
+  });
+
+  it('answers malformed JSON with 400 invalidSyntax and writes nothing', async () => {
+    const reply = await call('POST', '/Users', '{"userName": "bob",');
+    expect(reply.status).to.equal(400);
+    expect(reply.body['scimType']).to.equal('invalidSyntax');
+    expect(reply.body['detail']).to.match(/not valid JSON/);
+    expect(await storedUsers()).to.equal(0);
+    expect(homeserver.applyCalls).to.equal(0);
+  });
+
+  it('refuses the same userName in another case with 409 uniqueness, changing nothing', async () => {
+    await call('POST', '/Users', alice());
+    const before = JSON.stringify([...homeserver.accounts.entries()]);
+    const reply = await call('POST', '/Users', alice({ userName: 'ALICE.SMITH@EXAMPLE.COM', displayName: 'Impostor' }));
+    expect(reply.status).to.equal(409);
+    expect(reply.body['scimType']).to.equal('uniqueness');
+    expect(await storedUsers()).to.equal(1);
+    expect(JSON.stringify([...homeserver.accounts.entries()])).to.equal(before);
+  });
+
+  it('refuses an email another account holds with 409, writing nothing', async () => {
+    await call('POST', '/Users', alice());
+    const reply = await call('POST', '/Users', alice({ userName: 'bob', displayName: 'Bob' }));
+    expect(reply.status).to.equal(409);
+    expect(reply.body['detail']).to.match(/email alice@example\.com is already held by @alice\.smith:example\.org/);
+    expect(await storedUsers()).to.equal(1);
+    expect(homeserver.accounts.has('@bob:example.org')).to.equal(false);
+  });
+
+  it('refuses an invalid email with 400 invalidValue naming it', async () => {
+    const reply = await call('POST', '/Users', alice({ emails: [{ value: 'not-an-address' }] }));
+    expect(reply.status).to.equal(400);
+    expect(reply.body).to.include({ scimType: 'invalidValue' });
+    expect(reply.body['detail']).to.match(/not-an-address/);
+    expect(await storedUsers()).to.equal(0);
+  });
+
+  it('refuses an account that exists on the homeserver but is not ours, saying how to adopt it', async () => {
+    homeserver.foreign.add('@alice.smith:example.org');
+    const reply = await call('POST', '/Users', alice());
+    expect(reply.status).to.equal(409);
+    expect(reply.body['detail']).to.match(/adoptExistingUsers/);
+    expect(await storedUsers()).to.equal(0);
+  });
+
+  it('never touches protected users', async () => {
+    const reply = await call('POST', '/Users', alice({ userName: 'admin', emails: [] }));
+    expect(reply.status).to.equal(403);
+    expect(reply.body['detail']).to.match(/protected/);
+    expect(await storedUsers()).to.equal(0);
+  });
+
+  it('answers 503 with Retry-After when the homeserver is down before anything is written', async () => {
+    homeserver.down = true;
+    const reply = await call('POST', '/Users', alice());
+    expect(reply.status).to.equal(503);
+    expect(Number(reply.headers.get('retry-after'))).to.be.greaterThan(0);
+    expect(reply.body['detail']).to.match(/nothing was changed/);
+    expect(await storedUsers()).to.equal(0);
+  });
+
+  it('keeps a half-done creation in the journal, and the retried POST converges to one user', async () => {
+    homeserver.failApplies = 1;
+    const first = await call('POST', '/Users', alice());
+    expect(first.status).to.equal(503);
+    expect(first.headers.get('retry-after')).to.not.equal(null);
+    const pending = await store.findByUserName('alice.smith@example.com');
+    expect(pending?.state).to.equal('pending');
+    expect(await store.journalFor(pending!.id)).to.have.length(1);
+
+    const retry = await call('POST', '/Users', alice());
+    expect(retry.status).to.equal(201);
+    expect(retry.body['id']).to.equal(pending!.id);
+    expect(await storedUsers()).to.equal(1);
+    expect(homeserver.accounts.size).to.equal(1);
+    expect(await store.journalFor(pending!.id)).to.have.length(0);
+    expect(events.map((e) => e.kind)).to.deep.equal(['failed', 'created']);
+  });
+
+  it('completes journalled work on its own, without the IdP retrying', async () => {
+    homeserver.failApplies = 1;
+    await call('POST', '/Users', alice({ password: 'kept-in-memory-only' }));
+    const later = new Date(Date.now() + 60 * 60_000);
+    expect(await users.runJournal(later)).to.equal(1);
+    const account = homeserver.accounts.get('@alice.smith:example.org');
+    expect(account?.displayName).to.equal('Alice Smith');
+    expect(account?.password).to.equal('kept-in-memory-only');
+    expect((await store.findByUserName('alice.smith@example.com'))?.state).to.equal('provisioned');
+    // The IdP's own retry then finds it done and gets the same resource.
+    const retry = await call('POST', '/Users', alice());
+    expect(retry.status).to.equal(201);
+    expect(await storedUsers()).to.equal(1);
+  });
+
+  it('finds users by userName case-insensitively and by externalId exactly', async () => {
+    await call('POST', '/Users', alice({ externalId: 'EXT-1' }));
+    const byName = await call('GET', `/Users?filter=${encodeURIComponent('userName eq "alice.smith@EXAMPLE.com"')}`);
+    expect(byName.body['totalResults']).to.equal(1);
+    const byExternal = await call('GET', `/Users?filter=${encodeURIComponent('externalId eq "ext-1"')}`);
+    expect(byExternal.body['totalResults']).to.equal(0);
+    const entra = await call('GET', `/Users?filter=${encodeURIComponent('externalId eq EXT-1')}`);
+    expect(entra.body['totalResults']).to.equal(1);
+    const none = await call('GET', `/Users?filter=${encodeURIComponent('userName eq "6f2b1c7e-0000-4000-8000-000000000000"')}`);
+    expect(none.status).to.equal(200);
+    expect(none.body).to.include({ totalResults: 0 });
+    const bad = await call('GET', `/Users?filter=${encodeURIComponent('favouriteColour eq "x"')}`);
+    expect(bad.status).to.equal(400);
+    expect(bad.body['scimType']).to.equal('invalidFilter');
+  });
+
+  it('pages with startIndex and count', async () => {
+    for (const name of ['a1', 'a2', 'a3']) await call('POST', '/Users', { userName: name });
+    const page = await call('GET', '/Users?startIndex=2&count=1');
+    expect(page.body).to.include({ totalResults: 3, startIndex: 2, itemsPerPage: 1 });
+    expect((page.body['Resources'] as { userName: string }[])[0]?.userName).to.equal('a2');
+  });
+
+  it('disables with a PATCH active "False" and re-enables with a PUT', async () => {
+    const created = await call('POST', '/Users', alice());
+    const id = String(created.body['id']);
+    const disabled = await call('PATCH', `/Users/${id}`, { Operations: [{ op: 'Replace', path: 'active', value: 'False' }] });
+    expect(disabled.status).to.equal(200);
+    expect(disabled.body['active']).to.equal(false);
+    expect(homeserver.accounts.get('@alice.smith:example.org')?.active).to.equal(false);
+    const enabled = await call('PUT', `/Users/${id}`, alice({ active: true }));
+    expect(enabled.status).to.equal(200);
+    expect(homeserver.accounts.get('@alice.smith:example.org')?.active).to.equal(true);
+    expect(events.map((e) => e.kind)).to.deep.equal(['created', 'disabled', 'enabled']);
+  });
+
+  it('answers 412 when If-Match names another version', async () => {
+    const created = await call('POST', '/Users', alice());
+    const id = String(created.body['id']);
+    const stale = await call('PATCH', `/Users/${id}`, { Operations: [{ op: 'replace', path: 'title', value: 'x' }] }, { 'if-match': 'W/"7"' });
+    expect(stale.status).to.equal(412);
+    const fresh = await call('PATCH', `/Users/${id}`, { Operations: [{ op: 'replace', path: 'title', value: 'x' }] }, { 'if-match': 'W/"1"' });
+    expect(fresh.status).to.equal(200);
+    expect(fresh.headers.get('etag')).to.equal('W/"2"');
+  });
+
+  it('keeps a PATCH that fails half-way out of the homeserver only, and completes it from the journal', async () => {
+    const created = await call('POST', '/Users', alice());
+    const id = String(created.body['id']);
+    homeserver.down = true;
+    const reply = await call('PATCH', `/Users/${id}`, { Operations: [{ op: 'replace', path: 'displayName', value: 'Alice S.' }] });
+    expect(reply.status).to.equal(503);
+    homeserver.down = false;
+    await users.runJournal(new Date(Date.now() + 60 * 60_000));
+    expect(homeserver.accounts.get('@alice.smith:example.org')?.displayName).to.equal('Alice S.');
+  });
+
+  it('deletes: 204, then 404, and the Matrix ID is never given out again', async () => {
+    const created = await call('POST', '/Users', alice());
+    const id = String(created.body['id']);
+    expect((await call('DELETE', `/Users/${id}`)).status).to.equal(204);
+    expect(homeserver.accounts.get('@alice.smith:example.org')?.deactivated).to.equal(true);
+    const gone = await call('GET', `/Users/${id}`);
+    expect(gone.status).to.equal(404);
+    expect(gone.body['detail']).to.match(new RegExp(id));
+    const again = await call('POST', '/Users', alice());
+    expect(again.status).to.equal(409);
+    expect(again.body['detail']).to.match(/never reused/);
+  });
+
+  it('answers unknown endpoints and methods with SCIM errors', async () => {
+    expect((await call('GET', '/Nope')).body).to.include({ status: '404' });
+    const created = await call('POST', '/Users', alice());
+    const reply = await call('POST', `/Users/${String(created.body['id'])}`, alice());
+    expect(reply.status).to.equal(405);
+    expect(reply.body).to.include({ status: '405' });
+  });
+});
