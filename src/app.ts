@@ -115,7 +115,10 @@ export async function start(config: BridgeConfig, registration?: Registration): 
           operators: config.adminRoom.operators,
           botUserId,
         }),
-      () => 'invite the bot to adminRoom.room, or give an alias the bot may create',
+      (e) =>
+        e instanceof HomeserverError && e.errcode === 'M_EXCLUSIVE'
+          ? 'the registration does not reserve this alias: regenerate it (generate-registration reserves adminRoom.room) or add the alias to namespaces.aliases'
+          : 'invite the bot to adminRoom.room (a room ID), or give an alias in the registration\'s alias namespace',
     );
 
     const reporter = new AdminRoomReporter(

@@ -46,7 +46,15 @@ async function main(argv: string[]): Promise<void> {
     if (!values.url) fail('generate-registration needs --url: how the homeserver reaches the bridge');
     const output = values.output ?? config.appservice.registration;
     if (existsSync(output) && !values.force) fail(`${output} exists; pass --force to replace it (its tokens change)`);
-    writeRegistration(output, generateRegistration({ url: values.url, domain: config.homeserver.domain }));
+    const room = config.adminRoom.room;
+    writeRegistration(
+      output,
+      generateRegistration({
+        url: values.url,
+        domain: config.homeserver.domain,
+        ...(room?.startsWith('#') ? { adminRoomAlias: room } : {}),
+      }),
+    );
     process.stdout.write(
       `wrote ${output}\nnext: add it to the homeserver's app_service_config_files, restart the homeserver, ` +
         'promote the bot to server admin (see README), then start the bridge\n',

@@ -40,7 +40,10 @@ export function generateRegistration(options: {
   url: string;
   domain: string;
   senderLocalpart?: string;
+  /** The admin room's alias (default #scim-bridge-admin:<domain>), reserved so that the bot may create it. */
+  adminRoomAlias?: string;
 }): Registration {
+  const adminRoomAlias = options.adminRoomAlias ?? `#scim-bridge-admin:${options.domain}`;
   return {
     id: options.id ?? 'matrix-scim-bridge',
     url: options.url,
@@ -53,7 +56,8 @@ export function generateRegistration(options: {
     // limited by its own store and the protected patterns, not by this regex.
     namespaces: {
       users: [{ exclusive: false, regex: `@.*:${escapeRegex(options.domain)}` }],
-      aliases: [],
+      // Synapse lets an appservice create only aliases in its namespace (else M_EXCLUSIVE).
+      aliases: [{ exclusive: false, regex: `^${escapeRegex(adminRoomAlias)}$` }],
       rooms: [],
     },
   };

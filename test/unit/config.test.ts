@@ -76,6 +76,8 @@ describe('registration', () => {
     expect(a.as_token).to.not.equal(a.hs_token);
     expect(a.rate_limited).to.equal(false);
     expect(a.namespaces.users).to.deep.equal([{ exclusive: false, regex: '@.*:example\\.org' }]);
+    // Synapse lets an appservice create only aliases it reserved: the admin room's.
+    expect(a.namespaces.aliases).to.deep.equal([{ exclusive: false, regex: '^#scim-bridge-admin:example\\.org$' }]);
   });
 
   it('refuses the placeholder tokens of the sample registration', () => {

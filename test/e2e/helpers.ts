@@ -1,0 +1,318 @@
+// Small clients the end-to-end tests use: the IdP's side (ScimClient) and the
+// homeserver's own view (AdminApi), plus a bounded wait for eventual state.
+
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { deflateSync, crc32 } from 'node:zlib';
+
+export type Json = Record<string, unknown>;
+
+export interface HttpResult {
+  status: number;
+  headers: Headers;
+  /** The parsed JSON body, or {} when there was none (or it was not JSON: see `text`). */
+  body: Json;
+  text: string;
+}
+
+export interface RequestOptions {
+  /** Bearer token; `null` sends no Authorization header. Default: the client's token. */
+  token?: string | null;
+  headers?: Record<string, string>;
+  /** Sent as is instead of JSON.stringify(body) (e.g. malformed JSON). */
+  rawBody?: string;
+}
+
+async function send(method: string, url: string, body: unknown, token: string | null, options: RequestOptions): Promise<HttpResult> {
+  const headers: Record<string, string> = { accept: 'application/scim+json, application/json' };
+  if (token !== null) headers['authorization'] = `Bearer ${token}`;
+  let payload: string | undefined;
+  if (options.rawBody !== undefined) payload = options.rawBody;
+  else if (body !== undefined) payload = JSON.stringify(body);
+  if (payload !== undefined) headers['content-type'] = 'application/scim+json';
+  Object.assign(headers, options.headers);
+  const res = await fetch(url, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+  const text = await res.text();
+  let parsed: Json = {};
+  if (text) {
+    try {
+      const value: unknown = JSON.parse(text);
+      if (value && typeof value === 'object' && !Array.isArray(value)) parsed = value as Json;
+    } catch {
+      // not JSON: the caller can look at `text`
+    }
+  }
+  return { status: res.status, headers: res.headers, body: parsed, text };
+}
+
+/** The IdP's side: SCIM requests against `<baseUrl><path>` with a bearer token. */
+export class ScimClient {
+  readonly baseUrl: string;
+  readonly token: string;
+
+  constructor(baseUrl: string, token: string) {
+    this.baseUrl = baseUrl.replace(/\/$/, '');
+    this.token = token;
+  }
+
+  request(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<HttpResult> {
+    const token = options.token === undefined ? this.token : options.token;
+    return send(method, `${this.baseUrl}${path}`, body, token, options);
+  }
+
+  get(path: string, options?: RequestOptions): Promise<HttpResult> {
+    return this.request('GET', path, undefined, options);
+  }
+  post(path: string, body?: unknown, options?: RequestOptions): Promise<HttpResult> {
+    return this.request('POST', path, body, options);
+  }
+  put(path: string, body?: unknown, options?: RequestOptions): Promise<HttpResult> {
+    return this.request('PUT', path, body, options);
+  }
+  patch(path: string, body?: unknown, options?: RequestOptions): Promise<HttpResult> {
+    return this.request('PATCH', path, body, options);
+  }
+  delete(path: string, options?: RequestOptions): Promise<HttpResult> {
+    return this.request('DELETE', path, undefined, options);
+  }
+
+  /** totalResults of `GET /Users?filter=...` (all users without a filter). */
+  async count(filter?: string): Promise<number> {
+    const query = filter === undefined ? '?count=0' : `?count=0&filter=${encodeURIComponent(filter)}`;
+    const res = await this.get(`/Users${query}`);
+    if (res.status !== 200) throw new Error(`GET /Users${query}: HTTP ${res.status} ${res.text}`);
+    return Number(res.body['totalResults']);
+  }
+}
+
+const enc = encodeURIComponent;
+
+/** Synapse's own view, through its admin and client APIs with a server admin's token. */
+export class AdminApi {
+  readonly homeserverUrl: string;
+  readonly token: string;
+
+  constructor(homeserverUrl: string, token: string) {
+    this.homeserverUrl = homeserverUrl.replace(/\/$/, '');
+    this.token = token;
+  }
+
+  request(method: string, path: string, body?: unknown): Promise<HttpResult> {
+    return send(method, `${this.homeserverUrl}${path}`, body, this.token, {
+      ...(body !== undefined ? { headers: { 'content-type': 'application/json' } } : {}),
+    });
+  }
+
+  /** `GET /_synapse/admin/v2/users/<id>`: the body, or undefined on 404. */
+  async user(userId: string): Promise<Json | undefined> {
+    const res = await this.request('GET', `/_synapse/admin/v2/users/${enc(userId)}`);
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw new Error(`GET admin user ${userId}: HTTP ${res.status} ${res.text}`);
+    return res.body;
+  }
+
+  /** How many accounts Synapse holds, deactivated ones included. */
+  async userCount(): Promise<number> {
+    const res = await this.request('GET', '/_synapse/admin/v2/users?limit=1&guests=true&deactivated=true');
+    if (res.status !== 200) throw new Error(`GET admin users: HTTP ${res.status} ${res.text}`);
+    return Number(res.body['total']);
+  }
+
+  /** `GET /_matrix/client/v3/profile/<id>`: displayname and avatar_url, or undefined on 404. */
+  async profile(userId: string): Promise<Json | undefined> {
+    const res = await this.request('GET', `/_matrix/client/v3/profile/${enc(userId)}`);
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw new Error(`GET profile ${userId}: HTTP ${res.status} ${res.text}`);
+    return res.body;
+  }
+
+  /** The Matrix ID Synapse links to this SSO identity, or undefined. */
+  async userByExternalId(provider: string, externalId: string): Promise<string | undefined> {
+    const res = await this.request('GET', `/_synapse/admin/v1/auth_providers/${enc(provider)}/users/${enc(externalId)}`);
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw new Error(`GET auth_providers ${provider}/${externalId}: HTTP ${res.status} ${res.text}`);
+    return String(res.body['user_id']);
+  }
+
+  /** Downloads media (authenticated media API) and returns its bytes and content type. */
+  async download(mxc: string): Promise<{ status: number; contentType: string | null; data: Buffer }> {
+    const match = /^mxc:\/\/([^/]+)\/(.+)$/.exec(mxc);
+    if (!match) throw new Error(`not an mxc URI: ${mxc}`);
+    const res = await fetch(`${this.homeserverUrl}/_matrix/client/v1/media/download/${match[1]}/${match[2]}`, {
+      headers: { authorization: `Bearer ${this.token}` },
+    });
+    return { status: res.status, contentType: res.headers.get('content-type'), data: Buffer.from(await res.arrayBuffer()) };
+  }
+
+  async join(roomIdOrAlias: string): Promise<string> {
+    const res = await this.request('POST', `/_matrix/client/v3/join/${enc(roomIdOrAlias)}`, {});
+    if (res.status !== 200) throw new Error(`join ${roomIdOrAlias}: HTTP ${res.status} ${res.text}`);
+    return String(res.body['room_id']);
+  }
+
+  /** The latest (up to 50) events of a room, newest first. */
+  async messages(roomId: string): Promise<Json[]> {
+    const res = await this.request('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/messages?dir=b&limit=50`);
+    if (res.status !== 200) throw new Error(`messages of ${roomId}: HTTP ${res.status} ${res.text}`);
+    const chunk = res.body['chunk'];
+    return Array.isArray(chunk) ? (chunk as Json[]) : [];
+  }
+
+  /** Plain-text bodies of the m.notice messages in a room, newest first. */
+  async notices(roomId: string): Promise<{ sender: string; body: string; html: string | undefined }[]> {
+    return (await this.messages(roomId))
+      .filter((e) => e['type'] === 'm.room.message')
+      .map((e) => ({ sender: String(e['sender']), content: (e['content'] ?? {}) as Json }))
+      .filter((e) => e.content['msgtype'] === 'm.notice')
+      .map((e) => ({
+        sender: e.sender,
+        body: String(e.content['body'] ?? ''),
+        html: typeof e.content['formatted_body'] === 'string' ? e.content['formatted_body'] : undefined,
+      }));
+  }
+}
+
+/**
+ * Polls `probe` until it returns something other than undefined/false, and returns that.
+ * A bounded wait for state that arrives asynchronously, not a timing assertion: the
+ * timeout is only how long to give up after, with the last value in the message.
+ */
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  what = 'condition',
+  intervalMs = 250,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+      lastError = undefined;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError ? `; last error: ${(lastError as Error).message}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+    }
+    await new Promise((ok) => setTimeout(ok, intervalMs));
+  }
+}
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(data.length);
+  const typeAndData = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(typeAndData));
+  return Buffer.concat([length, typeAndData, crc]);
+}
+
+/** A valid width×height RGBA PNG of one colour. */
+export function tinyPng(width = 2, height = 2, rgba: [number, number, number, number] = [0x2e, 0x8b, 0x57, 0xff]): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 6; // colour type: RGBA
+  const row = Buffer.concat([Buffer.from([0]), Buffer.alloc(width * 4).fill(Buffer.from(rgba))]);
+  const raw = Buffer.concat(Array.from({ length: height }, () => row));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', deflateSync(raw)),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** A loopback HTTP server answering fixed files: `files` maps path → {type, data}. */
+export async function serveFiles(files: Record<string, { type: string; data: Buffer }>): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
+  const hits: string[] = [];
+  const server: Server = createServer((req, res) => {
+    hits.push(req.url ?? '');
+    const file = files[req.url ?? ''];
+    if (!file) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': file.type, 'content-length': String(file.data.length) }).end(file.data);
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    hits,
+    close: () =>
+      new Promise<void>((ok) => {
+        server.closeAllConnections();
+        server.close(() => ok());
+      }),
+  };
+}
+
+/**
+ * An HTTP proxy in front of the homeserver, for failures at a chosen point of a request:
+ * while `failWhen` matches a request, the proxy drops the connection as a homeserver
+ * that went away would. Everything else is forwarded as is (and so is a dead upstream:
+ * the connection is dropped).
+ */
+export class CuttingProxy {
+  readonly #server: Server;
+  /** Requests that reached the proxy, as "METHOD /path" (no query). */
+  readonly seen: string[] = [];
+  /** Requests that were cut. */
+  readonly cut: string[] = [];
+  failWhen: ((method: string, path: string) => boolean) | undefined;
+
+  private constructor(server: Server) {
+    this.#server = server;
+  }
+
+  get url(): string {
+    const { port } = this.#server.address() as AddressInfo;
+    return `http://127.0.0.1:${port}`;
+  }
+
+  static async start(target: string): Promise<CuttingProxy> {
+    const targetUrl = new URL(target);
+    const server = createServer();
+    const proxy = new CuttingProxy(server);
+    server.on('request', (req, res) => {
+      const method = req.method ?? 'GET';
+      const path = decodeURIComponent((req.url ?? '/').split('?')[0] ?? '/');
+      proxy.seen.push(`${method} ${path}`);
+      if (proxy.failWhen?.(method, path)) {
+        proxy.cut.push(`${method} ${path}`);
+        req.resume();
+        res.socket?.destroy();
+        return;
+      }
+      const upstream = httpRequest(
+        {
+          host: targetUrl.hostname,
+          port: targetUrl.port,
+          method,
+          path: req.url,
+          headers: { ...req.headers, host: targetUrl.host },
+        },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.socket?.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    return proxy;
+  }
+
+  close(): Promise<void> {
+    return new Promise<void>((ok) => {
+      this.#server.closeAllConnections();
+      this.#server.close(() => ok());
+    });
+  }
+}
