@@ -21,10 +21,20 @@ export interface ReporterOptions {
   burstThreshold: number;
   windowMs: number;
   maxDigestLines?: number;
+  /** Waits between quick retries of one notice (default 250 ms, 1 s, 4 s). */
+  retryDelaysMs?: number[];
+  /** When the quick retries fail (homeserver down), try again this much later (default 30 s). */
+  redeliverAfterMs?: number;
 }
 
 const MAX_QUEUE = 10_000;
-const SEND_ATTEMPTS = 4;
+/** Notices kept for redelivery while the homeserver is unreachable; older ones are counted, not kept. */
+const MAX_UNDELIVERED = 200;
+
+interface Notice {
+  text: string;
+  html: string;
+}
 
 const ICON: Record<ProvisioningEventKind, string> = {
   created: '✅',
@@ -83,6 +93,9 @@ export class AdminRoomReporter {
   readonly #options: Required<ReporterOptions>;
   #queue: ProvisioningEvent[] = [];
   #dropped = 0;
+  /** Rendered notices the homeserver did not take yet, oldest first. */
+  #undelivered: Notice[] = [];
+  #lostWhileDown = 0;
   #recent: number[] = [];
   #timer: NodeJS.Timeout | undefined;
   #sending: Promise<void> = Promise.resolve();
@@ -90,7 +103,7 @@ export class AdminRoomReporter {
 
   constructor(sender: NoticeSender, options: ReporterOptions) {
     this.#sender = sender;
-    this.#options = { maxDigestLines: 20, ...options };
+    this.#options = { maxDigestLines: 20, retryDelaysMs: [250, 1000, 4000], redeliverAfterMs: 30_000, ...options };
   }
 
   report(event: ProvisioningEvent): void {
@@ -136,23 +149,42 @@ export class AdminRoomReporter {
   }
 
   async #sendPending(): Promise<void> {
+    const notices = [...this.#undelivered, ...this.#render()];
+    this.#undelivered = [];
+    for (const [i, notice] of notices.entries()) {
+      if (!(await this.#send(notice))) {
+        this.#keepForLater(notices.slice(i));
+        return;
+      }
+    }
+    if (this.#lostWhileDown > 0) {
+      const lost = this.#lostWhileDown;
+      this.#lostWhileDown = 0;
+      const text = `⚠️ ${lost.toLocaleString('en')} notices could not be posted while the homeserver was unreachable`;
+      if (!(await this.#send({ text, html: escapeHtml(text) }))) this.#lostWhileDown += lost;
+    }
+  }
+
+  /** The queued events as notices: one each, or one digest for a burst. */
+  #render(): Notice[] {
     const events = this.#queue;
     const dropped = this.#dropped;
     this.#queue = [];
     this.#dropped = 0;
-    if (events.length === 0 && dropped === 0) return;
-    if (events.length <= this.#options.burstThreshold && dropped === 0) {
-      for (const event of events) {
-        const { text, html } = describe(event);
-        await this.#send(text, html);
-      }
-      return;
-    }
-    const { text, html } = this.#digest(events, dropped);
-    await this.#send(text, html);
+    if (events.length === 0 && dropped === 0) return [];
+    if (events.length <= this.#options.burstThreshold && dropped === 0) return events.map(describe);
+    return [this.#digest(events, dropped)];
   }
 
-  #digest(events: ProvisioningEvent[], dropped: number): { text: string; html: string } {
+  #keepForLater(notices: Notice[]): void {
+    const overflow = Math.max(0, notices.length - MAX_UNDELIVERED);
+    this.#lostWhileDown += overflow;
+    this.#undelivered = notices.slice(overflow);
+    log.warn(`the admin room is unreachable; ${this.#undelivered.length} notices will be posted later`);
+    if (!this.#stopped) this.#schedule(this.#options.redeliverAfterMs);
+  }
+
+  #digest(events: ProvisioningEvent[], dropped: number): Notice {
     const counts = new Map<ProvisioningEventKind, number>();
     for (const e of events) counts.set(e.kind, (counts.get(e.kind) ?? 0) + 1);
     const summary = [...counts.entries()].map(([kind, n]) => `${n.toLocaleString('en')} ${kind}`).join(', ');
@@ -172,17 +204,20 @@ export class AdminRoomReporter {
     };
   }
 
-  async #send(text: string, html: string): Promise<void> {
-    for (let attempt = 1; attempt <= SEND_ATTEMPTS; attempt++) {
+  /** Posts one notice, retrying briefly; false if the homeserver did not take it. */
+  async #send(notice: Notice): Promise<boolean> {
+    const delays = this.#options.retryDelaysMs;
+    for (let attempt = 0; ; attempt++) {
       try {
-        await this.#sender.sendNotice(text, html);
-        return;
+        await this.#sender.sendNotice(notice.text, notice.html);
+        return true;
       } catch (error) {
-        if (attempt === SEND_ATTEMPTS) {
-          log.warn(`could not post to the admin room, dropped: ${text.split('\n')[0] ?? ''}: ${(error as Error).message}`);
-          return;
+        const delay = delays[attempt];
+        if (delay === undefined) {
+          log.warn(`could not post to the admin room: ${(error as Error).message}`);
+          return false;
         }
-        await sleep(250 * 4 ** (attempt - 1));
+        await sleep(delay);
       }
     }
   }
