@@ -60,7 +60,7 @@ export async function start(config: BridgeConfig, registration?: Registration): 
 
   await checked(
     `the homeserver at ${config.homeserver.url} is not reachable`,
-    () => client.request('GET', '/_matrix/client/versions'),
+    () => client.request('GET', '/_matrix/client/versions', { token: 'none' }),
     () => 'check homeserver.url and that the homeserver is running',
   );
   await checked(

@@ -40,7 +40,8 @@ interface RequestOptions {
   body?: unknown;
   raw?: { data: Buffer; contentType: string };
   query?: Record<string, string>;
-  token?: 'as' | 'admin';
+  /** Whose token to send: the appservice's (default), the admin's, or none. */
+  token?: 'as' | 'admin' | 'none';
   /** Status codes that are answers, not errors (the body is returned). */
   accept?: number[];
 }
@@ -85,7 +86,7 @@ export class HomeserverClient {
     const url = new URL(path, this.#options.baseUrl);
     for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
     const token = options.token === 'admin' ? (this.#options.adminToken ?? this.#options.asToken) : this.#options.asToken;
-    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    const headers: Record<string, string> = options.token === 'none' ? {} : { authorization: `Bearer ${token}` };
     let body: string | Blob | undefined;
     if (options.raw) {
       headers['content-type'] = options.raw.contentType;
@@ -123,16 +124,14 @@ export class HomeserverClient {
 
   /** Registers a user in the appservice's namespace; an existing user is not an error. */
   async register(localpart: string): Promise<'created' | 'exists'> {
-    const { status } = await this.request('POST', '/_matrix/client/v3/register', {
+    const r = await this.request('POST', '/_matrix/client/v3/register', {
       body: { type: 'm.login.application_service', username: localpart, inhibit_login: true },
       accept: [400],
-    }).then(async (r) => {
-      if (r.status === 400 && r.body['errcode'] !== 'M_USER_IN_USE') {
-        throw new HomeserverError(`cannot register ${localpart}: ${String(r.body['errcode'])} ${String(r.body['error'])}`, 400, String(r.body['errcode']), false);
-      }
-      return r;
     });
-    return status === 400 ? 'exists' : 'created';
+    if (r.status !== 400) return 'created';
+    const errcode = String(r.body['errcode']);
+    if (errcode === 'M_USER_IN_USE') return 'exists';
+    throw new HomeserverError(`cannot register ${localpart}: ${errcode} ${String(r.body['error'])}`, 400, errcode, false);
   }
 
   async ping(appserviceId: string): Promise<void> {
