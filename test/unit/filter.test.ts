@@ -1,21 +1,10 @@
 import { expect } from 'chai';
 import { matchesFilter, parseFilter, parsePatchPath } from '../../src/scim/filter/parse.ts';
 import type { Filter } from '../../src/scim/filter/ast.ts';
-import { ScimError } from '../../src/scim/errors.ts';
 import { resolveAttribute, schemaDocuments } from '../../src/scim/schema/attributes.ts';
+import { scimError, CORE, ENT } from '../support/scim.ts';
 
-const ENT = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
-const CORE = 'urn:ietf:params:scim:schemas:core:2.0:User';
 
-function scimError(fn: () => unknown): ScimError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ScimError);
-    return error as ScimError;
-  }
-  throw new Error('expected a ScimError');
-}
 
 const eq = (attr: string, value: string | number | boolean | null): Filter => ({ kind: 'compare', op: 'eq', path: { attr }, value });
 

@@ -1,10 +1,8 @@
 import { expect } from 'chai';
 import { applyPatch } from '../../src/scim/patch/apply.ts';
 import { ScimError } from '../../src/scim/errors.ts';
+import { scimError, CORE, ENT, MATRIX } from '../support/scim.ts';
 
-const CORE = 'urn:ietf:params:scim:schemas:core:2.0:User';
-const ENT = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
-const MATRIX = 'urn:matrix:params:scim:schemas:extension:matrix:2.0:User';
 const PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 
 const base = () => ({
@@ -20,15 +18,6 @@ const base = () => ({
 
 const patch = (doc: Record<string, unknown>, ...Operations: unknown[]) => applyPatch(doc, { schemas: [PATCH], Operations });
 
-function scimError(fn: () => unknown): ScimError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ScimError);
-    return error as ScimError;
-  }
-  throw new Error('expected a ScimError');
-}
 
 describe('PATCH envelope', () => {
   it('accepts a body without schemas', () => {

@@ -1,20 +1,8 @@
 import { expect } from 'chai';
 import { normalizeUserInput, validateUser } from '../../src/scim/patch/apply.ts';
-import { ScimError } from '../../src/scim/errors.ts';
+import { scimError, CORE, ENT, MATRIX } from '../support/scim.ts';
 
-const CORE = 'urn:ietf:params:scim:schemas:core:2.0:User';
-const ENT = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
-const MATRIX = 'urn:matrix:params:scim:schemas:extension:matrix:2.0:User';
 
-function scimError(fn: () => unknown): ScimError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).to.be.instanceOf(ScimError);
-    return error as ScimError;
-  }
-  throw new Error('expected a ScimError');
-}
 
 describe('POST/PUT body normalisation', () => {
   it('canonicalises attribute and sub-attribute names regardless of case', () => {
