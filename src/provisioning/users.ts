@@ -267,7 +267,11 @@ export class UserProvisioner {
     const retryMs = error instanceof HomeserverError && error.retryAfterMs ? error.retryAfterMs : retryDelayMs(attempts);
     for (const entry of entries) await this.#store.deferJournal(entry.id, reason, new Date(Date.now() + retryMs));
     if (password !== undefined) this.#pendingPasswords.set(record.id, password);
-    this.#events.report({ kind: 'failed', userName: record.userName, matrixId: record.matrixId, source: ctx.source, reason });
+    // A failure that keeps coming back is reported on attempts 1, 2, 3, 5, 9, 17, …: always
+    // visible, never a notice every retry.
+    if ((attempts & (attempts - 1)) === 0) {
+      this.#events.report({ kind: 'failed', userName: record.userName, matrixId: record.matrixId, source: ctx.source, reason });
+    }
     if (error instanceof HomeserverError) {
       log.warn(`${record.matrixId}: homeserver step failed, will retry in ${Math.round(retryMs / 1000)} s: ${reason}`);
       if (error.transient) {

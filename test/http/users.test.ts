@@ -213,6 +213,16 @@ describe('SCIM Users over HTTP (in-memory homeserver)', () => {
     expect(await storedUsers()).to.equal(1);
   });
 
+  it('reports a failure that keeps coming back less and less often, then the success', async () => {
+    homeserver.failApplies = 8;
+    await call('POST', '/Users', alice());
+    for (let hour = 1; hour <= 8; hour++) await users.runJournal(new Date(Date.now() + hour * 60 * 60_000));
+    const kinds = events.map((e) => e.kind);
+    // 8 failed attempts are reported on the 1st, 2nd, 3rd and 5th; the 9th succeeds.
+    expect(kinds).to.deep.equal(['failed', 'failed', 'failed', 'failed', 'created']);
+    expect(homeserver.accounts.size).to.equal(1);
+  });
+
   it('finds users by userName case-insensitively and by externalId exactly', async () => {
     await call('POST', '/Users', alice({ externalId: 'EXT-1' }));
     const byName = await call('GET', `/Users?filter=${encodeURIComponent('userName eq "alice.smith@EXAMPLE.com"')}`);
