@@ -93,3 +93,32 @@ describe('registration', () => {
     expect(loadRegistration(file).as_token).to.equal(reg.as_token);
   });
 });
+
+describe('config.sample.yaml', () => {
+  /** Every key path of the schema, e.g. provisioning.localpart.prefix. */
+  function keyPaths(schema: unknown, prefix = ''): string[] {
+    let inner = schema as { def?: { type?: string; innerType?: unknown; options?: unknown[] }; shape?: Record<string, unknown> };
+    while (inner.def && (inner.def.type === 'default' || inner.def.type === 'optional') && inner.def.innerType) {
+      inner = inner.def.innerType as typeof inner;
+    }
+    // Unions are the secrets (a string or {file}), documented as one key.
+    if (inner.def?.type === 'union') return [];
+    if (!inner.shape) return [];
+    return Object.entries(inner.shape).flatMap(([key, value]) => {
+      const path = prefix ? `${prefix}.${key}` : key;
+      return [path, ...keyPaths(value, path)];
+    });
+  }
+
+  it('documents every key of the configuration schema', async () => {
+    const { configSchema } = await import('../../src/config/schema.ts');
+    const text = readFileSync(new URL('../../config/config.sample.yaml', import.meta.url), 'utf8');
+    const paths = keyPaths(configSchema);
+    expect(paths).to.include('provisioning.localpart.stripEmailDomain');
+    const missing = paths.filter((p) => {
+      const key = p.split('.').at(-1)!;
+      return !new RegExp(`^\\s*(#\\s*)?-?\\s*${key}:`, 'm').test(text);
+    });
+    expect(missing, 'keys without an entry in config/config.sample.yaml').to.deep.equal([]);
+  });
+});
