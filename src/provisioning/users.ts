@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ScimError, badRequest, conflict, notFound, preconditionFailed, unavailable } from '../scim/errors.ts';
 import { applyPatch } from '../scim/patch/apply.ts';
-import type { Filter } from '../scim/filter/ast.ts';
-import type { JournalEntry, Store, UserPage, UserRecord } from '../store/types.ts';
+import type { JournalEntry, Store, UserListQuery, UserPage, UserRecord } from '../store/types.ts';
 import type { ProvisioningEvent } from '../matrix/adminRoom.ts';
 import { accountProblems, desiredAccount, displayNameOf, localpartFor, type LocalpartPolicy } from './mapping.ts';
 import type { HomeserverPort } from './ports.ts';
@@ -83,8 +82,8 @@ export class UserProvisioner {
     return record;
   }
 
-  list(filter: Filter | undefined, startIndex: number, count: number): Promise<UserPage> {
-    return this.#store.listUsers({ ...(filter ? { filter } : {}), startIndex, count });
+  list(query: UserListQuery): Promise<UserPage> {
+    return this.#store.listUsers(query);
   }
 
   async create(input: Doc, ctx: RequestContext): Promise<UserRecord> {

@@ -1,11 +1,12 @@
+import { BULK_MAX_OPERATIONS, BULK_MAX_PAYLOAD_BYTES } from './bulk.ts';
+
 /**
  * The discovery documents (RFC 7643 §5, §6): what this server implements, exactly, because
  * IdPs build their behaviour from them.
  */
-export const CORE_USER_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:User';
-export const ENTERPRISE_USER_SCHEMA = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
-export const MATRIX_USER_SCHEMA = 'urn:matrix:params:scim:schemas:extension:matrix:2.0:User';
-export const LIST_RESPONSE_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:ListResponse';
+import { CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, MATRIX_USER_SCHEMA } from './schema/urns.ts';
+
+export { CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, LIST_RESPONSE_SCHEMA, MATRIX_USER_SCHEMA } from './schema/urns.ts';
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
@@ -15,10 +16,10 @@ export function serviceProviderConfig(baseUrl: string): Record<string, unknown> 
     schemas: ['urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig'],
     documentationUri: 'https://github.com/matrix-scim-bridge/matrix-scim-bridge/tree/main/docs',
     patch: { supported: true },
-    bulk: { supported: false, maxOperations: 0, maxPayloadSize: 0 },
+    bulk: { supported: true, maxOperations: BULK_MAX_OPERATIONS, maxPayloadSize: BULK_MAX_PAYLOAD_BYTES },
     filter: { supported: true, maxResults: MAX_PAGE_SIZE },
     changePassword: { supported: true },
-    sort: { supported: false },
+    sort: { supported: true },
     etag: { supported: true },
     authenticationSchemes: [
       {

@@ -1,21 +1,13 @@
 import { Router } from '@koa/router';
 import type { Context } from 'koa';
-import { z } from 'zod';
 import { badRequest, ScimError } from './errors.ts';
 import { bearerAuth, readJsonBody, sendScim, type ScimState } from './http.ts';
-import {
-  DEFAULT_PAGE_SIZE,
-  LIST_RESPONSE_SCHEMA,
-  MATRIX_USER_SCHEMA,
-  MAX_PAGE_SIZE,
-  resourceTypes,
-  serviceProviderConfig,
-} from './discovery.ts';
+import { MATRIX_USER_SCHEMA, resourceTypes, serviceProviderConfig } from './discovery.ts';
 import { schemaDocuments } from './schema/attributes.ts';
-import { parseFilter } from './filter/parse.ts';
-import type { Filter } from './filter/ast.ts';
 import { normalizeUserInput } from './patch/apply.ts';
-import { parseAttributeList, project } from './projection.ts';
+import { project, type ProjectionOptions } from './projection.ts';
+import { listResponse, parseSearch, type SearchRequest } from './search.ts';
+import { runBulk, type BulkTarget } from './bulk.ts';
 
 /** A user as the SCIM layer needs it; the provisioning core's records fit this shape. */
 export interface UserResourceRecord {
@@ -30,7 +22,7 @@ export interface UserResourceRecord {
 /** The typed interface through which the SCIM API calls the provisioning core. */
 export interface UserBackend {
   get(id: string): Promise<UserResourceRecord>;
-  list(filter: Filter | undefined, startIndex: number, count: number): Promise<{ totalResults: number; users: UserResourceRecord[] }>;
+  list(query: Omit<SearchRequest, 'projection'>): Promise<{ totalResults: number; users: UserResourceRecord[] }>;
   create(input: Record<string, unknown>, ctx: { source: string }): Promise<UserResourceRecord>;
   replace(id: string, input: Record<string, unknown>, ctx: { source: string }, ifMatch?: string): Promise<UserResourceRecord>;
   patch(id: string, body: unknown, ctx: { source: string }, ifMatch?: string): Promise<UserResourceRecord>;
@@ -48,31 +40,9 @@ export const SCIM_BASE_PATH = '/scim/v2';
 
 const etag = (version: number) => `W/"${version}"`;
 
-const listQuery = z.object({
-  filter: z.string().optional(),
-  startIndex: z.coerce.number().int('startIndex must be an integer').optional(),
-  count: z.coerce.number().int('count must be an integer').optional(),
-  attributes: z.string().optional(),
-  excludedAttributes: z.string().optional(),
-});
-
-function parseQuery<T extends z.ZodType>(schema: T, ctx: Context): z.output<T> {
-  const result = schema.safeParse(ctx.query);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    throw badRequest('invalidValue', `query parameter ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
-  }
-  return result.data;
-}
-
-function projection(ctx: Context): { attributes?: string[]; excludedAttributes?: string[] } {
-  const single = (name: string): string | undefined => {
-    const value = ctx.query[name];
-    return Array.isArray(value) ? value.join(',') : value;
-  };
-  const attributes = parseAttributeList(single('attributes'));
-  const excludedAttributes = parseAttributeList(single('excludedAttributes'));
-  return { ...(attributes ? { attributes } : {}), ...(excludedAttributes ? { excludedAttributes } : {}) };
+/** attributes/excludedAttributes of the query string, for single-resource answers. */
+function projection(ctx: Context): ProjectionOptions {
+  return parseSearch({ attributes: ctx.query['attributes'], excludedAttributes: ctx.query['excludedAttributes'] }, false).projection;
 }
 
 export function renderUser(record: UserResourceRecord, baseUrl: string): Record<string, unknown> {
@@ -91,6 +61,13 @@ export function renderUser(record: UserResourceRecord, baseUrl: string): Record<
       version: etag(record.version),
     },
   };
+}
+
+/** If-None-Match (RFC 7232 §3.2): true when the client already holds this version. */
+function noneMatch(header: string, version: number): boolean {
+  if (!header) return false;
+  const tags = header.split(',').map((t) => t.trim());
+  return tags.includes('*') || tags.some((t) => t.replace(/^W\//, '') === `"${version}"`);
 }
 
 function ifMatch(ctx: Context): string | undefined {
@@ -116,30 +93,37 @@ export function scimRouter(options: ScimRouterOptions): Router {
 
   // Discovery needs no authentication (RFC 7644 §4): IdPs read it before they have a token.
   router.get('/ServiceProviderConfig', (ctx) => sendScim(ctx, 200, serviceProviderConfig(base())));
-  router.get('/ResourceTypes', (ctx) => sendScim(ctx, 200, listResponse(resourceTypes(base()), 1)));
+  router.get('/ResourceTypes', (ctx) => {
+    const all = resourceTypes(base());
+    sendScim(ctx, 200, listResponse(all, all.length, 1));
+  });
   router.get('/ResourceTypes/:id', (ctx) => {
     const found = resourceTypes(base()).find((r) => r['id'] === ctx.params['id']);
     if (!found) throw new ScimError(404, `no resource type ${ctx.params['id']}`);
     sendScim(ctx, 200, found);
   });
-  router.get('/Schemas', (ctx) => sendScim(ctx, 200, listResponse(schemaDocuments(base()), 1)));
+  router.get('/Schemas', (ctx) => {
+    const all = schemaDocuments(base());
+    sendScim(ctx, 200, listResponse(all, all.length, 1));
+  });
   router.get('/Schemas/:id', (ctx) => {
     const found = schemaDocuments(base()).find((s) => s['id'] === ctx.params['id']);
     if (!found) throw new ScimError(404, `no schema ${ctx.params['id']}`);
     sendScim(ctx, 200, found);
   });
 
-  router.use(['/Users', '/Users/:id'], bearerAuth(options.tokens));
+  router.use(['/Users', '/Users/:id', '/.search', '/Bulk'], bearerAuth(options.tokens));
 
-  router.get('/Users', async (ctx) => {
-    const query = parseQuery(listQuery, ctx);
-    const filter = query.filter !== undefined && query.filter.trim() !== '' ? parseFilter(query.filter) : undefined;
-    const startIndex = Math.max(1, query.startIndex ?? 1);
-    const count = Math.min(MAX_PAGE_SIZE, Math.max(0, query.count ?? DEFAULT_PAGE_SIZE));
-    const page = await users.list(filter, startIndex, count);
-    const resources = page.users.map((u) => project(renderUser(u, base()), projection(ctx)));
-    sendScim(ctx, 200, { ...listResponse(resources, startIndex), totalResults: page.totalResults });
-  });
+  const search = async (ctx: Context, request: SearchRequest) => {
+    const { projection: shape, ...query } = request;
+    const page = await users.list(query);
+    const resources = page.users.map((u) => project(renderUser(u, base()), shape));
+    sendScim(ctx, 200, listResponse(resources, page.totalResults, request.startIndex));
+  };
+  router.get('/Users', (ctx) => search(ctx, parseSearch(ctx.query, false)));
+  router.post('/Users/.search', async (ctx) => search(ctx, parseSearch(asObject(await readJsonBody(ctx)), true)));
+  // Searching from the root covers every resource type; Users is the only one so far.
+  router.post('/.search', async (ctx) => search(ctx, parseSearch(asObject(await readJsonBody(ctx)), true)));
   router.post('/Users', async (ctx) => {
     const input = normalizeUserInput(asObject(await readJsonBody(ctx)));
     const record = await users.create(input, source(ctx));
@@ -147,7 +131,13 @@ export function scimRouter(options: ScimRouterOptions): Router {
     sendUser(ctx, 201, record);
   });
   router.get('/Users/:id', async (ctx) => {
-    sendUser(ctx, 200, await users.get(ctx.params['id'] ?? ''));
+    const record = await users.get(ctx.params['id'] ?? '');
+    if (noneMatch(ctx.get('if-none-match'), record.version)) {
+      ctx.set('ETag', etag(record.version));
+      ctx.status = 304;
+      return;
+    }
+    sendUser(ctx, 200, record);
   });
   router.put('/Users/:id', async (ctx) => {
     const input = normalizeUserInput(asObject(await readJsonBody(ctx)));
@@ -161,15 +151,15 @@ export function scimRouter(options: ScimRouterOptions): Router {
     await users.delete(ctx.params['id'] ?? '', source(ctx), ifMatch(ctx));
     ctx.status = 204;
   });
+  router.post('/Bulk', async (ctx) => {
+    const ctxSource = source(ctx);
+    const target: BulkTarget = {
+      create: (input) => users.create(input, ctxSource),
+      replace: (id, input, version) => users.replace(id, input, ctxSource, version),
+      patch: (id, body, version) => users.patch(id, body, ctxSource, version),
+      delete: (id, version) => users.delete(id, ctxSource, version),
+    };
+    sendScim(ctx, 200, await runBulk(await readJsonBody(ctx), { Users: target }, base()));
+  });
   return router;
-}
-
-function listResponse(resources: unknown[], startIndex: number): Record<string, unknown> {
-  return {
-    schemas: [LIST_RESPONSE_SCHEMA],
-    totalResults: resources.length,
-    startIndex,
-    itemsPerPage: resources.length,
-    Resources: resources,
-  };
 }

@@ -1,192 +1,221 @@
 import { sql, type RawBuilder, type SqlBool } from 'kysely';
-import type { AttrPath, CompareOp, Filter } from '../scim/filter/ast.ts';
+import type { AttrPath, CompareOp, Filter, FilterValue } from '../scim/filter/ast.ts';
 import { badRequest } from '../scim/errors.ts';
+import { MATRIX_USER_SCHEMA } from '../scim/schema/urns.ts';
+import { resolveAttribute, targetOf, type AttributeDef } from '../scim/schema/attributes.ts';
 
 /**
- * Translates a parsed SCIM filter into one SQL condition on the users table, so that
- * filtering happens in the database: indexed columns for the attributes IdPs look users up
- * by, JSON functions over the stored document for the rest. A filter it cannot translate is
- * an `invalidFilter` error, never "every row".
+ * Translates parsed SCIM filters and sortBy paths into SQL on the users table, so that
+ * filtering and sorting happen in the database: indexed columns for the attributes IdPs
+ * look users up by, JSON functions over the stored document for the rest. Case rules
+ * follow each attribute's caseExact. What cannot be translated is an `invalidFilter`
+ * error, never "every row".
  */
 type Sql = RawBuilder<unknown>;
+type Kind = 'string' | 'boolean' | 'dateTime' | 'number';
 
 interface Operand {
   expr: Sql;
-  /** Compare case-insensitively (the attribute's caseExact is false). */
-  foldCase: boolean;
-  kind: 'string' | 'boolean' | 'dateTime' | 'number';
+  /** Compare case-insensitively: the attribute's caseExact is false. */
+  fold: boolean;
+  /** The column already holds lower-cased text. */
+  folded: boolean;
+  kind: Kind;
 }
 
-/** Attributes kept in their own, indexed columns. */
-const COLUMNS: Record<string, Operand> = {
-  id: { expr: sql.ref('users.id'), foldCase: false, kind: 'string' },
-  userName: { expr: sql.ref('users.user_name_lower'), foldCase: true, kind: 'string' },
-  externalId: { expr: sql.ref('users.external_id'), foldCase: false, kind: 'string' },
-  displayName: { expr: sql.ref('users.display_name_lower'), foldCase: true, kind: 'string' },
-  active: { expr: sql.ref('users.active'), foldCase: false, kind: 'boolean' },
-  'meta.created': { expr: sql.ref('users.created'), foldCase: false, kind: 'dateTime' },
-  'meta.lastModified': { expr: sql.ref('users.last_modified'), foldCase: false, kind: 'dateTime' },
+/** Attributes kept in their own, indexed columns, keyed by their canonical path. */
+const COLUMNS: Record<string, Omit<Operand, 'fold'>> = {
+  id: { expr: sql.ref('users.id'), folded: false, kind: 'string' },
+  userName: { expr: sql.ref('users.user_name_lower'), folded: true, kind: 'string' },
+  externalId: { expr: sql.ref('users.external_id'), folded: false, kind: 'string' },
+  displayName: { expr: sql.ref('users.display_name_lower'), folded: true, kind: 'string' },
+  active: { expr: sql.ref('users.active'), folded: false, kind: 'boolean' },
+  'meta.created': { expr: sql.ref('users.created'), folded: false, kind: 'dateTime' },
+  'meta.lastModified': { expr: sql.ref('users.last_modified'), folded: false, kind: 'dateTime' },
+  [`${MATRIX_USER_SCHEMA}:matrixId`]: { expr: sql.ref('users.matrix_id'), folded: false, kind: 'string' },
 };
 
-/** Sub-attributes and attributes whose values are compared exactly (RFC 7643 caseExact). */
-const CASE_EXACT = new Set(['$ref', 'externalId', 'id', 'x509Certificates.value', 'matrixId']);
-
-const MULTI_VALUED = new Set([
-  'emails',
-  'phoneNumbers',
-  'ims',
-  'photos',
-  'addresses',
-  'groups',
-  'entitlements',
-  'roles',
-  'x509Certificates',
-]);
-
-function jsonPath(path: AttrPath, withSub = true): string {
-  const parts: string[] = [];
-  if (path.schema) parts.push(`"${path.schema}"`);
-  parts.push(`"${path.attr}"`);
-  if (withSub && path.sub) parts.push(`"${path.sub}"`);
-  return `$.${parts.join('.')}`;
+function kindOf(def: AttributeDef): Kind {
+  switch (def.type) {
+    case 'boolean':
+      return 'boolean';
+    case 'dateTime':
+      return 'dateTime';
+    case 'integer':
+    case 'decimal':
+      return 'number';
+    default:
+      return 'string';
+  }
 }
 
-function pathName(path: AttrPath): string {
-  return path.sub ? `${path.attr}.${path.sub}` : path.attr;
+function pathText(path: AttrPath): string {
+  return `${path.schema ? `${path.schema}:` : ''}${path.attr}${path.sub ? `.${path.sub}` : ''}`;
 }
 
-function documentOperand(path: AttrPath): Operand {
-  const name = pathName(path);
+function resolve(path: AttrPath): { def: AttributeDef; target: AttributeDef } {
+  const resolved = resolveAttribute(pathText(path));
+  if (!resolved) throw badRequest('invalidFilter', `unknown attribute ${pathText(path)}`);
+  return { def: resolved.definition, target: targetOf(resolved) };
+}
+
+/** A JSON path into the stored document: $."urn:…"."attr"."sub". */
+function jsonPath(...keys: (string | undefined)[]): string {
+  return `$${keys
+    .filter((k): k is string => k !== undefined)
+    .map((k) => `."${k}"`)
+    .join('')}`;
+}
+
+function operand(path: AttrPath): Operand {
+  const column = COLUMNS[pathText(path)];
+  const { target } = resolve(path);
+  if (column) return { ...column, fold: column.kind === 'string' && !target.caseExact };
+  if (path.attr === 'meta') throw badRequest('invalidFilter', `filtering on ${pathText(path)} is not supported`);
   return {
-    expr: sql`json_extract(users.document, ${jsonPath(path)})`,
-    foldCase: !CASE_EXACT.has(name) && !CASE_EXACT.has(path.sub ?? ''),
-    kind: 'string',
+    expr: sql`json_extract(users.document, ${jsonPath(path.schema, path.attr, path.sub)})`,
+    fold: kindOf(target) === 'string' && !target.caseExact,
+    folded: false,
+    kind: kindOf(target),
   };
 }
 
-function operandFor(path: AttrPath): Operand {
-  if (!path.schema) {
-    const column = COLUMNS[pathName(path)];
-    if (column) return column;
-  }
-  return documentOperand(path);
+/** An operand on one entry of a multi-valued attribute, inside json_each(...) AS entry. */
+function entryOperand(parent: AttributeDef, sub: string): Operand {
+  const def = parent.subAttributes?.find((s) => s.name === sub);
+  if (!def) throw badRequest('invalidFilter', `unknown sub-attribute ${parent.name}.${sub}`);
+  const raw = sql`json_extract(entry.value, ${jsonPath(def.name)})`;
+  const kind = kindOf(def);
+  // JSON true/false arrive as 1/0; a missing "primary" counts as false.
+  const expr = kind === 'boolean' ? sql`coalesce(${raw}, 0)` : raw;
+  return { expr, fold: kind === 'string' && !def.caseExact, folded: false, kind };
 }
 
-function literal(value: string | number | boolean | null, operand: Operand): unknown {
-  if (operand.kind === 'boolean') {
-    if (typeof value === 'boolean') return value ? 1 : 0;
-    throw badRequest('invalidFilter', `a boolean attribute must be compared with true or false, not ${JSON.stringify(value)}`);
+function literal(value: FilterValue, target: Operand, op: CompareOp): unknown {
+  if (target.kind === 'boolean') {
+    if (typeof value !== 'boolean') throw badRequest('invalidFilter', `a boolean attribute is compared with true or false, not ${JSON.stringify(value)}`);
+    if (op !== 'eq' && op !== 'ne') throw badRequest('invalidFilter', `"${op}" cannot compare booleans`);
+    return value ? 1 : 0;
   }
-  if (typeof value === 'string' && operand.foldCase) return value.toLowerCase();
-  return value;
+  if (target.kind === 'dateTime' && typeof value === 'string') {
+    const time = Date.parse(value);
+    if (Number.isNaN(time)) throw badRequest('invalidFilter', `"${value}" is not a dateTime`);
+    return new Date(time).toISOString();
+  }
+  if (target.kind === 'number' && typeof value !== 'number') {
+    throw badRequest('invalidFilter', `a number attribute is compared with a number, not ${JSON.stringify(value)}`);
+  }
+  return typeof value === 'string' && target.fold ? value.toLowerCase() : value;
 }
 
-function compare(op: CompareOp, operand: Operand, raw: string | number | boolean | null, fold: (e: Sql) => Sql): Sql {
-  const left = fold(operand.expr);
-  if (raw === null) {
-    if (op === 'eq') return sql`${left} IS NULL`;
-    if (op === 'ne') return sql`${left} IS NOT NULL`;
+function compare(op: CompareOp, target: Operand, value: FilterValue): Sql {
+  const left = target.fold && !target.folded ? sql`lower(${target.expr})` : target.expr;
+  if (value === null) {
+    if (op === 'eq') return sql`${target.expr} IS NULL`;
+    if (op === 'ne') return sql`${target.expr} IS NOT NULL`;
     throw badRequest('invalidFilter', `"${op}" cannot compare with null`);
   }
-  const value = literal(raw, operand);
+  const right = literal(value, target, op);
   switch (op) {
     case 'eq':
-      return sql`${left} = ${value}`;
+      return sql`${left} = ${right}`;
     case 'ne':
-      return sql`(${left} IS NULL OR ${left} <> ${value})`;
+      return sql`(${left} IS NULL OR ${left} <> ${right})`;
     case 'gt':
-      return sql`${left} > ${value}`;
+      return sql`${left} > ${right}`;
     case 'ge':
-      return sql`${left} >= ${value}`;
+      return sql`${left} >= ${right}`;
     case 'lt':
-      return sql`${left} < ${value}`;
+      return sql`${left} < ${right}`;
     case 'le':
-      return sql`${left} <= ${value}`;
+      return sql`${left} <= ${right}`;
     case 'sw':
     case 'ew':
     case 'co': {
-      if (typeof value !== 'string') throw badRequest('invalidFilter', `"${op}" needs a string value`);
-      if (op === 'sw') return sql`(${left} >= ${value} AND ${left} < ${value + '\u{10FFFF}'})`;
-      if (op === 'ew') return sql`substr(${left}, -length(${value})) = ${value}`;
-      return sql`instr(${left}, ${value}) > 0`;
+      if (typeof right !== 'string' || target.kind !== 'string') throw badRequest('invalidFilter', `"${op}" applies to strings only`);
+      // sw as a range, so that an index on the column serves it.
+      if (op === 'sw') return sql`(${left} >= ${right} AND ${left} < ${`${right}\u{10FFFF}`})`;
+      if (op === 'ew') return sql`substr(${left}, -length(${right})) = ${right}`;
+      return sql`instr(${left}, ${right}) > 0`;
     }
   }
 }
 
-function foldFor(operand: Operand, isColumn: boolean): (e: Sql) => Sql {
-  // Columns named *_lower already hold folded text.
-  if (!operand.foldCase || isColumn) return (e) => e;
-  return (e) => sql`lower(${e})`;
+function present(target: Operand): Sql {
+  return target.kind === 'string'
+    ? sql`(${target.expr} IS NOT NULL AND ${target.expr} <> '')`
+    : sql`${target.expr} IS NOT NULL`;
 }
 
-/** A condition on the entries of a multi-valued attribute (`emails[type eq "work"]`). */
-function entryCondition(filter: Filter, attr: string): Sql {
+function logical(op: 'and' | 'or', left: Sql, right: Sql): Sql {
+  return op === 'and' ? sql`(${left} AND ${right})` : sql`(${left} OR ${right})`;
+}
+
+/** Some entry of a multi-valued attribute satisfies `inner` (conditions on entry.value). */
+function someEntry(path: AttrPath, inner: Sql): Sql {
+  return sql`EXISTS (SELECT 1 FROM json_each(users.document, ${jsonPath(path.schema, path.attr)}) AS entry WHERE ${inner})`;
+}
+
+/** A filter on the entries of a multi-valued attribute (the inside of `emails[...]`). */
+function entryFilter(filter: Filter, parent: AttributeDef): Sql {
   switch (filter.kind) {
-    case 'logical': {
-      const l = entryCondition(filter.left, attr);
-      const r = entryCondition(filter.right, attr);
-      return filter.op === 'and' ? sql`(${l} AND ${r})` : sql`(${l} OR ${r})`;
-    }
+    case 'logical':
+      return logical(filter.op, entryFilter(filter.left, parent), entryFilter(filter.right, parent));
     case 'not':
-      return sql`NOT (${entryCondition(filter.filter, attr)})`;
-    case 'present': {
-      const e = sql`json_extract(entry.value, ${`$."${filter.path.attr}"`})`;
-      return sql`(${e} IS NOT NULL AND ${e} <> '')`;
-    }
-    case 'compare': {
-      const sub = filter.path.attr;
-      const operand: Operand = {
-        expr: sql`json_extract(entry.value, ${`$."${sub}"`})`,
-        foldCase: !CASE_EXACT.has(sub) && !CASE_EXACT.has(`${attr}.${sub}`),
-        kind: sub === 'primary' ? 'boolean' : 'string',
-      };
-      if (operand.kind === 'boolean') operand.expr = sql`(CASE ${operand.expr} WHEN 1 THEN 1 ELSE 0 END)`;
-      return compare(filter.op, operand, filter.value, foldFor(operand, false));
-    }
+      return sql`NOT (${entryFilter(filter.filter, parent)})`;
+    case 'present':
+      return present(entryOperand(parent, filter.path.attr));
+    case 'compare':
+      return compare(filter.op, entryOperand(parent, filter.path.attr), filter.value);
     case 'valuePath':
       throw badRequest('invalidFilter', 'a value path cannot be nested inside another value path');
   }
 }
 
-function multiValued(path: AttrPath, inner: Sql): Sql {
-  const container = jsonPath({ ...(path.schema ? { schema: path.schema } : {}), attr: path.attr }, false);
-  return sql`EXISTS (SELECT 1 FROM json_each(users.document, ${container}) AS entry WHERE ${inner})`;
+function translate(filter: Filter): Sql {
+  switch (filter.kind) {
+    case 'logical':
+      return logical(filter.op, translate(filter.left), translate(filter.right));
+    case 'not':
+      return sql`NOT (${translate(filter.filter)})`;
+    case 'valuePath': {
+      const { def } = resolve(filter.path);
+      if (!def.multiValued) throw badRequest('invalidFilter', `${pathText(filter.path)} is not multi-valued`);
+      return someEntry(filter.path, entryFilter(filter.filter, def));
+    }
+    case 'present':
+    case 'compare': {
+      const { def } = resolve(filter.path);
+      if (def.multiValued) {
+        // `emails eq "x"` and `emails.type eq "work"`: some entry matches (RFC 7644 §3.4.2.2).
+        const sub = filter.path.sub ?? 'value';
+        const entry = entryOperand(def, sub);
+        const inner = filter.kind === 'present' ? (filter.path.sub ? present(entry) : sql`1`) : compare(filter.op, entry, filter.value);
+        return someEntry(filter.path, inner);
+      }
+      const target = operand(filter.path);
+      return filter.kind === 'present' ? present(target) : compare(filter.op, target, filter.value);
+    }
+  }
 }
 
 export function filterToSql(filter: Filter): RawBuilder<SqlBool> {
   return translate(filter) as RawBuilder<SqlBool>;
 }
 
-function translate(filter: Filter): Sql {
-  switch (filter.kind) {
-    case 'logical': {
-      const l = translate(filter.left);
-      const r = translate(filter.right);
-      return filter.op === 'and' ? sql`(${l} AND ${r})` : sql`(${l} OR ${r})`;
-    }
-    case 'not':
-      return sql`NOT (${translate(filter.filter)})`;
-    case 'valuePath':
-      return multiValued(filter.path, entryCondition(filter.filter, filter.path.attr));
-    case 'present': {
-      if (!filter.path.schema && MULTI_VALUED.has(filter.path.attr)) {
-        const inner = filter.path.sub
-          ? entryCondition({ kind: 'present', path: { attr: filter.path.sub } }, filter.path.attr)
-          : sql`1`;
-        return multiValued(filter.path, inner);
-      }
-      const operand = operandFor(filter.path);
-      return sql`(${operand.expr} IS NOT NULL AND ${operand.expr} <> '')`;
-    }
-    case 'compare': {
-      if (!filter.path.schema && MULTI_VALUED.has(filter.path.attr)) {
-        // emails eq "x" means: some entry's value is "x" (RFC 7644 §3.4.2.2).
-        const sub = filter.path.sub ?? 'value';
-        return multiValued(filter.path, entryCondition({ ...filter, path: { attr: sub } }, filter.path.attr));
-      }
-      const operand = operandFor(filter.path);
-      const isColumn = !filter.path.schema && COLUMNS[pathName(filter.path)] !== undefined;
-      return compare(filter.op, operand, filter.value, foldFor(operand, isColumn));
-    }
+/**
+ * The expression to sort by (RFC 7644 §3.4.2.3): a multi-valued attribute sorts by its
+ * primary entry's value, else the first entry's; strings that are not caseExact sort
+ * without regard to case.
+ */
+export function sortExpression(path: AttrPath): RawBuilder<unknown> {
+  const { def } = resolve(path);
+  if (def.multiValued) {
+    const entry = entryOperand(def, path.sub ?? 'value');
+    const value = entry.fold ? sql`lower(${entry.expr})` : entry.expr;
+    return sql`(SELECT ${value} FROM json_each(users.document, ${jsonPath(path.schema, path.attr)}) AS entry
+      ORDER BY coalesce(json_extract(entry.value, '$.primary'), 0) DESC, entry.key LIMIT 1)`;
   }
+  const target = operand(path);
+  return target.fold && !target.folded ? sql`lower(${target.expr})` : target.expr;
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Kysely, SqliteDialect, sql, type Generated, type Selectable } from 'kysely';
 import { Migrator, type Migration } from 'kysely/migration';
 import { NodeSqliteDatabase } from './sqliteDriver.ts';
-import { filterToSql } from './filterSql.ts';
+import { filterToSql, sortExpression } from './filterSql.ts';
 import type { AppliedState, JournalAction, JournalEntry, Store, UserListQuery, UserPage, UserRecord, UserState } from './types.ts';
 
 interface UsersTable {
@@ -66,7 +66,9 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('users_user_name_lower').on('users').column('user_name_lower').execute();
       await db.schema.createIndex('users_external_id').on('users').column('external_id').execute();
       await db.schema.createIndex('users_display_name_lower').on('users').column('display_name_lower').execute();
-      await db.schema.createIndex('users_state_created').on('users').columns(['state', 'created', 'id']).execute();
+      // The listing order. Deliberately without state: an index led by the (unselective)
+      // state would be preferred over the userName index for filters like userName sw.
+      await db.schema.createIndex('users_created').on('users').columns(['created', 'id']).execute();
       await db.schema
         .createTable('journal')
         .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
@@ -187,10 +189,15 @@ export class SqliteStore implements Store {
       base = base.where(condition);
     }
     const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    let page = base.selectAll();
+    if (query.sort) {
+      const key = sortExpression(query.sort.path);
+      page = page.orderBy(sql`${key} IS NULL`).orderBy(key, query.sort.descending ? 'desc' : 'asc');
+    }
+    // Creation order, then id, makes the order stable for index pagination.
     const rows =
       query.count > 0
-        ? await base
-            .selectAll()
+        ? await page
             .orderBy('created')
             .orderBy('id')
             .limit(query.count)

@@ -1,4 +1,4 @@
-import type { Filter } from '../scim/filter/ast.ts';
+import type { AttrPath, Filter } from '../scim/filter/ast.ts';
 
 /** A SCIM document as stored: the IdP's attributes (minus secrets), without `id` and `meta`. */
 export type StoredDocument = Record<string, unknown>;
@@ -49,6 +49,8 @@ export interface JournalEntry {
 
 export interface UserListQuery {
   filter?: Filter;
+  /** Users without a value for the sort attribute come last, whatever the order. */
+  sort?: { path: AttrPath; descending: boolean };
   /** 1-based, as SCIM counts. */
   startIndex: number;
   count: number;

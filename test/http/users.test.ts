@@ -246,6 +246,79 @@ describe('SCIM Users over HTTP (in-memory homeserver)', () => {
     expect((page.body['Resources'] as { userName: string }[])[0]?.userName).to.equal('a2');
   });
 
+  it('sorts by any attribute, case-insensitively where the attribute is, missing values last', async () => {
+    await call('POST', '/Users', { userName: 'u1', displayName: 'bravo' });
+    await call('POST', '/Users', { userName: 'u2', displayName: 'Alpha' });
+    await call('POST', '/Users', { userName: 'u3' });
+    await call('POST', '/Users', { userName: 'u4', displayName: 'charlie' });
+    const names = async (query: string) =>
+      ((await call('GET', `/Users?${query}`)).body['Resources'] as { userName: string }[]).map((u) => u.userName);
+    expect(await names('sortBy=displayName')).to.deep.equal(['u2', 'u1', 'u4', 'u3']);
+    expect(await names('sortBy=DisplayName&sortOrder=descending')).to.deep.equal(['u4', 'u1', 'u2', 'u3']);
+    expect(await names('sortBy=userName&sortOrder=descending&count=2&startIndex=2')).to.deep.equal(['u3', 'u2']);
+    const bad = await call('GET', '/Users?sortOrder=sideways');
+    expect(bad.status).to.equal(400);
+    expect(bad.body['detail']).to.match(/sortOrder/);
+  });
+
+  it('clamps startIndex and count as RFC 7644 says', async () => {
+    for (const name of ['c1', 'c2']) await call('POST', '/Users', { userName: name });
+    const below = await call('GET', '/Users?startIndex=-4&count=1');
+    expect(below.body).to.include({ startIndex: 1, itemsPerPage: 1, totalResults: 2 });
+    const none = await call('GET', '/Users?count=-1');
+    expect(none.body).to.include({ itemsPerPage: 0, totalResults: 2 });
+    expect(none.body['Resources']).to.deep.equal([]);
+    const huge = await call('GET', '/Users?count=100000');
+    expect(huge.body).to.include({ itemsPerPage: 2 });
+    const beyond = await call('GET', '/Users?startIndex=9');
+    expect(beyond.body).to.include({ totalResults: 2, itemsPerPage: 0 });
+    expect((await call('GET', '/Users?count=many')).status).to.equal(400);
+  });
+
+  it('searches with POST /Users/.search and POST /.search, projecting attributes', async () => {
+    await call('POST', '/Users', alice({ title: 'Engineer' }));
+    await call('POST', '/Users', { userName: 'bob', displayName: 'Bob' });
+    const body = {
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'],
+      filter: 'title eq "engineer"',
+      attributes: ['userName'],
+      startIndex: 1,
+      count: 10,
+    };
+    for (const path of ['/Users/.search', '/.search']) {
+      const reply = await call('POST', path, body);
+      expect(reply.status, path).to.equal(200);
+      expect(reply.body['totalResults']).to.equal(1);
+      const [user] = reply.body['Resources'] as Record<string, unknown>[];
+      expect(Object.keys(user!).sort()).to.deep.equal(['id', 'schemas', 'userName']);
+    }
+    expect((await call('POST', '/.search', body, { authorization: '' })).status).to.equal(401);
+  });
+
+  it('answers 304 to If-None-Match with the current version', async () => {
+    const created = await call('POST', '/Users', alice());
+    const id = String(created.body['id']);
+    const cached = await call('GET', `/Users/${id}`, undefined, { 'if-none-match': 'W/"1"' });
+    expect(cached.status).to.equal(304);
+    await call('PATCH', `/Users/${id}`, { Operations: [{ op: 'replace', path: 'title', value: 'x' }] });
+    const changed = await call('GET', `/Users/${id}`, undefined, { 'if-none-match': 'W/"1"' });
+    expect(changed.status).to.equal(200);
+    expect(changed.headers.get('etag')).to.equal('W/"2"');
+  });
+
+  it('lets exactly one of two concurrent PATCHes with the same If-Match win', async () => {
+    const created = await call('POST', '/Users', alice());
+    const id = String(created.body['id']);
+    const patchTitle = (title: string) =>
+      call('PATCH', `/Users/${id}`, { Operations: [{ op: 'replace', path: 'title', value: title }] }, { 'if-match': 'W/"1"' });
+    const replies = await Promise.all([patchTitle('first'), patchTitle('second')]);
+    expect(replies.map((r) => r.status).sort()).to.deep.equal([200, 412]);
+    const winner = replies.find((r) => r.status === 200)!;
+    const stored = await call('GET', `/Users/${id}`);
+    expect(stored.body['title']).to.equal(winner.body['title']);
+    expect(stored.body['meta']).to.include({ version: 'W/"2"' });
+  });
+
   it('disables with a PATCH active "False" and re-enables with a PUT', async () => {
     const created = await call('POST', '/Users', alice());
     const id = String(created.body['id']);

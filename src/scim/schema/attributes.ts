@@ -2,7 +2,7 @@
  * The User schemas as data, their /Schemas rendering (RFC 7643 §7), and the one place that turns
  * an attribute path as a client spells it into canonical names and definitions.
  */
-import { CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, MATRIX_USER_SCHEMA } from '../discovery.ts';
+import { CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, MATRIX_USER_SCHEMA } from './urns.ts';
 import { COMMON_ATTRIBUTES, CORE_USER } from './coreUser.ts';
 import { ENTERPRISE_USER, MATRIX_USER } from './extensions.ts';
 import { findSub, type AttributeDef, type SchemaDef, type ScimDocument } from './types.ts';

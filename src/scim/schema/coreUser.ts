@@ -3,7 +3,7 @@
  * to every resource (§3.1), as data.
  */
 import { attribute, complex, str, type AttributeDef, type SchemaDef } from './types.ts';
-import { CORE_USER_SCHEMA } from '../discovery.ts';
+import { CORE_USER_SCHEMA } from './urns.ts';
 
 const readOnly = { mutability: 'readOnly' } as const;
 

@@ -3,7 +3,7 @@
  * §8.7.2) and the bridge's own Matrix extension.
  */
 import { attribute, complex, str, type SchemaDef } from './types.ts';
-import { ENTERPRISE_USER_SCHEMA, MATRIX_USER_SCHEMA } from '../discovery.ts';
+import { ENTERPRISE_USER_SCHEMA, MATRIX_USER_SCHEMA } from './urns.ts';
 
 export const ENTERPRISE_USER: SchemaDef = {
   id: ENTERPRISE_USER_SCHEMA,
