@@ -266,3 +266,36 @@ export class CuttingProxy {
     });
   }
 }
+
+// --- Shared by the IdP-dialect suites (idp-*.test.ts) ---
+
+export const SCIM_ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
+
+/**
+ * What is wrong with `res` as a SCIM error response of `status` (and `scimType`, when
+ * given): an empty list when it is one. Chai-free so that any suite can use it.
+ */
+export function scimErrorProblems(res: HttpResult, status: number, scimType?: string): string[] {
+  const problems: string[] = [];
+  if (res.status !== status) problems.push(`status ${res.status}, not ${status}`);
+  if (!/^application\/scim\+json/.test(res.headers.get('content-type') ?? '')) {
+    problems.push(`content-type ${String(res.headers.get('content-type'))}, not application/scim+json`);
+  }
+  const schemas = res.body['schemas'];
+  if (!Array.isArray(schemas) || schemas.length !== 1 || schemas[0] !== SCIM_ERROR_SCHEMA) problems.push(`schemas ${JSON.stringify(schemas)}`);
+  if (res.body['status'] !== String(status)) problems.push(`body status ${JSON.stringify(res.body['status'])}, not "${status}"`);
+  if (typeof res.body['detail'] !== 'string' || res.body['detail'] === '') problems.push('no detail');
+  if (scimType !== undefined && res.body['scimType'] !== scimType) problems.push(`scimType ${JSON.stringify(res.body['scimType'])}, not ${scimType}`);
+  return problems;
+}
+
+/** The threepids of an admin-API user as `{medium, address}` pairs (empty when there are none). */
+export function threepidsOf(user: Json | undefined): { medium: string; address: string }[] {
+  const list = user?.['threepids'];
+  return Array.isArray(list) ? (list as Json[]).map((t) => ({ medium: String(t['medium']), address: String(t['address']) })) : [];
+}
+
+/** `/Users?filter=<encoded filter>` plus any extra query, as an IdP builds it. */
+export function usersFilterPath(filter: string, extra = ''): string {
+  return `/Users?filter=${encodeURIComponent(filter)}${extra}`;
+}
