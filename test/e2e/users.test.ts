@@ -244,6 +244,24 @@ describe('Users: SCIM requests become Synapse accounts', function () {
     });
   });
 
+  describe('concurrent writes', function () {
+    it('lets exactly one of two PATCHes with the same If-Match win, and Synapse shows that one', async function () {
+      const current = await scim.get(`/Users/${aliceId}`);
+      const version = String((current.body['meta'] as Json)['version']);
+      const rename = (displayName: string) =>
+        scim.patch(
+          `/Users/${aliceId}`,
+          { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'displayName', value: displayName }] },
+          { headers: { 'If-Match': version } },
+        );
+      const replies = await Promise.all([rename('Alice One'), rename('Alice Two')]);
+      expect(replies.map((r) => r.status).sort()).to.deep.equal([200, 412]);
+      const winner = String(replies.find((r) => r.status === 200)!.body['displayName']);
+      expect((await scim.get(`/Users/${aliceId}`)).body['displayName']).to.equal(winner);
+      expect((await admin.user(ALICE))?.['displayname']).to.equal(winner);
+    });
+  });
+
   describe('delete', function () {
     it('answers 204, deactivates the account in Synapse, and the user is gone from SCIM', async function () {
       const res = await scim.delete(`/Users/${aliceId}`);
