@@ -1,6 +1,8 @@
-// Makes sure the cached Synapse virtualenv and migrated template database exist,
-// then prints the Synapse version. Used by .ci/run before the end-to-end tests.
+// Makes sure the cached Synapse virtualenv and migrated template database exist, and
+// the SCIM test tools of the compliance tier, then prints the Synapse version. Used by
+// .ci/run before the end-to-end tests.
 //   node scripts/ensure-synapse.ts
+import { ensureScimTools, scimToolsCacheDir } from './lib/pythonTools.ts';
 import { ensureSynapseTemplateDb, ensureSynapseVenv, installedSynapseVersion, synapseCacheDir } from './lib/synapse.ts';
 
 const log = (msg: string): void => {
@@ -11,6 +13,8 @@ try {
   const python = await ensureSynapseVenv(log);
   await ensureSynapseTemplateDb(log);
   log(`cache: ${synapseCacheDir()}`);
+  await ensureScimTools(log);
+  log(`SCIM test tools: ${scimToolsCacheDir()}`);
   process.stdout.write(`${await installedSynapseVersion(python)}\n`);
 } catch (err) {
   process.stderr.write(`ensure-synapse: ${err instanceof Error ? err.message : String(err)}\n`);

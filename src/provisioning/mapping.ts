@@ -1,3 +1,5 @@
+import { MATRIX_USER_SCHEMA } from '../scim/schema/urns.ts';
+
 /**
  * How a SCIM User becomes a Matrix account (architecture.md, "Attribute mapping"): pure
  * functions from the stored document to the account the homeserver should hold.
@@ -55,6 +57,9 @@ function entries(doc: Doc, attr: string): Doc[] {
 }
 
 export function displayNameOf(doc: Doc): string | null {
+  const matrix = doc[MATRIX_USER_SCHEMA];
+  const override = matrix && typeof matrix === 'object' ? str((matrix as Doc)['displayName']) : null;
+  if (override) return override;
   const direct = str(doc['displayName']);
   if (direct) return direct;
   const name = doc['name'];

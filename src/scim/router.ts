@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { badRequest, ScimError } from './errors.ts';
 import { bearerAuth, readJsonBody, sendScim, type ScimState } from './http.ts';
 import { MATRIX_USER_SCHEMA, resourceTypes, serviceProviderConfig } from './discovery.ts';
-import { schemaDocuments } from './schema/attributes.ts';
+import { schemaDocuments, schemasFor } from './schema/attributes.ts';
 import { normalizeUserInput } from './patch/apply.ts';
 import { project, type ProjectionOptions } from './projection.ts';
 import { listResponse, parseSearch, type SearchRequest } from './search.ts';
@@ -46,13 +46,12 @@ function projection(ctx: Context): ProjectionOptions {
 }
 
 export function renderUser(record: UserResourceRecord, baseUrl: string): Record<string, unknown> {
-  const { schemas, ...attributes } = record.document;
-  const declared = Array.isArray(schemas) ? schemas.filter((s): s is string => typeof s === 'string') : [];
+  const { schemas: _declared, ...attributes } = record.document;
+  const matrix = attributes[MATRIX_USER_SCHEMA];
   return {
-    schemas: [...new Set([...declared, MATRIX_USER_SCHEMA])],
     id: record.id,
     ...attributes,
-    [MATRIX_USER_SCHEMA]: { matrixId: record.matrixId },
+    [MATRIX_USER_SCHEMA]: { ...(matrix && typeof matrix === 'object' ? matrix : {}), matrixId: record.matrixId },
     meta: {
       resourceType: 'User',
       created: record.created,
@@ -61,6 +60,12 @@ export function renderUser(record: UserResourceRecord, baseUrl: string): Record<
       version: etag(record.version),
     },
   };
+}
+
+/** A user as the client asked to see it, `schemas` naming the extensions it holds. */
+export function presentUser(record: UserResourceRecord, baseUrl: string, shape: ProjectionOptions): Record<string, unknown> {
+  const projected = project(renderUser(record, baseUrl), shape);
+  return { schemas: schemasFor(projected), ...projected };
 }
 
 /** If-None-Match (RFC 7232 §3.2): true when the client already holds this version. */
@@ -88,7 +93,7 @@ export function scimRouter(options: ScimRouterOptions): Router {
   const source = (ctx: Context) => ({ source: (ctx.state as ScimState).source });
   const sendUser = (ctx: Context, status: number, record: UserResourceRecord) => {
     ctx.set('ETag', etag(record.version));
-    sendScim(ctx, status, project(renderUser(record, base()), projection(ctx)));
+    sendScim(ctx, status, presentUser(record, base(), projection(ctx)));
   };
 
   // Discovery needs no authentication (RFC 7644 §4): IdPs read it before they have a token.
@@ -117,7 +122,7 @@ export function scimRouter(options: ScimRouterOptions): Router {
   const search = async (ctx: Context, request: SearchRequest) => {
     const { projection: shape, ...query } = request;
     const page = await users.list(query);
-    const resources = page.users.map((u) => project(renderUser(u, base()), shape));
+    const resources = page.users.map((u) => presentUser(u, base(), shape));
     sendScim(ctx, 200, listResponse(resources, page.totalResults, request.startIndex));
   };
   router.get('/Users', (ctx) => search(ctx, parseSearch(ctx.query, false)));

@@ -105,7 +105,9 @@ describe('Users: SCIM requests become Synapse accounts', function () {
       expect(res.headers.get('etag')).to.equal(meta['version']);
       expect(res.body['userName']).to.equal('Alice.Smith@example.com');
       expect(res.body).to.not.have.property('password');
-      expect(res.body[MATRIX_EXT]).to.deep.equal({ matrixId: ALICE });
+      // The Matrix ID is returned on request (returned: "request").
+      const withId = await scim.get(`/Users/${aliceId}?attributes=${MATRIX_EXT}:matrixId`);
+      expect(withId.body[MATRIX_EXT]).to.deep.equal({ matrixId: ALICE });
 
       const user = await admin.user(ALICE);
       expect(user, 'Synapse has no such user').to.not.equal(undefined);

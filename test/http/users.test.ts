@@ -92,6 +92,17 @@ describe('SCIM Users over HTTP (in-memory homeserver)', () => {
     expect(events.map((e) => e.kind)).to.deep.equal(['created']);
   });
 
+  it('returns the Matrix ID when asked for it', async () => {
+    const created = await call('POST', '/Users', alice());
+    const matrix = 'urn:matrix:params:scim:schemas:extension:matrix:2.0:User';
+    expect(created.body).to.not.have.property(matrix);
+    const asked = await call('GET', `/Users/${String(created.body['id'])}?attributes=${matrix}:matrixId`);
+    expect(asked.body[matrix]).to.deep.equal({ matrixId: '@alice.smith:example.org' });
+    expect(asked.body['schemas']).to.include(matrix);
+    const found = await call('GET', `/Users?filter=${encodeURIComponent(`${matrix}:matrixId eq "@alice.smith:example.org"`)}`);
+    expect(found.body['totalResults']).to.equal(1);
+  });
+
   it('never returns or stores the password', async () => {
     const reply = await call('POST', '/Users', alice({ password: 'correct horse battery staple' }));
     expect(reply.status).to.equal(201);

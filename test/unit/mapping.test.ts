@@ -28,6 +28,10 @@ describe('attribute mapping', () => {
     expect(displayNameOf({ name: { givenName: 'Alice', familyName: 'Smith' } })).to.equal('Alice Smith');
     expect(displayNameOf({ userName: 'x' })).to.equal(null);
   });
+  it('prefers the Matrix extension displayName, which lets an IdP give Matrix its own', () => {
+    const matrix = 'urn:matrix:params:scim:schemas:extension:matrix:2.0:User';
+    expect(displayNameOf({ displayName: 'Ali', [matrix]: { displayName: 'Ali (Sales)' } })).to.equal('Ali (Sales)');
+  });
   it('prefers the primary photo and recognises mxc URIs', () => {
     const doc = { photos: [{ value: 'https://a/1.png' }, { value: 'mxc://hs/abc', primary: true }] };
     expect(avatarOf(doc)).to.deep.equal({ kind: 'mxc', uri: 'mxc://hs/abc' });

@@ -19,8 +19,14 @@ const user = () => ({
 
 describe('attribute projection', () => {
   it('returns default attributes and meta, never the password', () => {
-    const { password: _p, ...expected } = user();
+    const { password: _p, [MATRIX]: _m, ...expected } = user();
     expect(project(user(), {})).to.deep.equal(expected);
+  });
+
+  it('returns matrixId only on request (returned: request), and the rest of its extension by default', () => {
+    const doc = { ...user(), [MATRIX]: { displayName: 'Babs (Tours)', matrixId: '@bjensen:example.org' } };
+    expect(project(doc, {})[MATRIX]).to.deep.equal({ displayName: 'Babs (Tours)' });
+    expect(project(doc, { attributes: [`${MATRIX}:matrixId`] })[MATRIX]).to.deep.equal({ matrixId: '@bjensen:example.org' });
   });
 
   it('returns only the requested attributes plus id and schemas', () => {

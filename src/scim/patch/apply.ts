@@ -7,7 +7,7 @@
 import { badRequest, ScimError } from '../errors.ts';
 import { parsePatchPath } from '../filter/parse.ts';
 import type { AttrPath, PatchPath } from '../filter/ast.ts';
-import { CORE_USER_SCHEMA, resolveSchemaUrn, type AttributeDef, type ScimDocument } from '../schema/attributes.ts';
+import { attributesOf, CORE_USER_SCHEMA, resolveSchemaUrn, type AttributeDef, type ScimDocument } from '../schema/attributes.ts';
 import { definitionsOf, displayPath, prune, readAttr, withSchemas, writeAttr } from './document.ts';
 import { applyFiltered, applyToAllEntries, removeByValue, type Op } from './multiValued.ts';
 import { dedupe, getKey, isRecord, keepPrimary, normalizeSingle, normalizeValue, sameValue } from './values.ts';
@@ -157,7 +157,10 @@ function applyOperation(doc: ScimDocument, operation: Record<string, unknown>, i
   if (urn === undefined) applyAtPath(doc, op, parsePatchPath(path), value);
   else if (op !== 'remove') applyObject(doc, op, value, urn);
   else if (urn === CORE_USER_SCHEMA) throw badRequest('invalidPath', 'the core schema cannot be removed');
-  else delete doc[urn];
+  else if (attributesOf(urn).every((a) => a.mutability === 'readOnly')) {
+    // Like a path naming one of its attributes: the server owns them, a client cannot remove them.
+    throw badRequest('mutability', `${urn} holds only read-only attributes and cannot be removed`);
+  } else delete doc[urn];
 }
 
 /** Applies a PatchOp body to a User document and returns the new document; the input is never changed. */

@@ -28,9 +28,13 @@ export const MATRIX_USER: SchemaDef = {
   name: 'MatrixUser',
   description: 'How the user appears on the Matrix homeserver',
   attributes: [
+    str('displayName', 'The display name on Matrix, when it should differ from displayName (e.g. "Alice Smith (Sales)").'),
+    // Returned on request only: the extension otherwise round-trips exactly what the IdP
+    // wrote, which clients (and scim2-tester) compare against.
     str('matrixId', 'The Matrix user ID of the account, e.g. @alice:example.org; chosen by the bridge at creation.', {
       caseExact: true,
       mutability: 'readOnly',
+      returned: 'request',
       uniqueness: 'server',
     }),
   ],
