@@ -20,6 +20,14 @@ export function serviceProviderConfig(baseUrl: string): Record<string, unknown> 
     filter: { supported: true, maxResults: MAX_PAGE_SIZE },
     changePassword: { supported: true },
     sort: { supported: true },
+    // RFC 9865 §5: index pagination only, with its page sizes (count is clamped to the maximum).
+    pagination: {
+      cursor: false,
+      index: true,
+      defaultPaginationMethod: 'index',
+      defaultPageSize: DEFAULT_PAGE_SIZE,
+      maxPageSize: MAX_PAGE_SIZE,
+    },
     etag: { supported: true },
     authenticationSchemes: [
       {

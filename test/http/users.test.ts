@@ -272,6 +272,12 @@ describe('SCIM Users over HTTP (in-memory homeserver)', () => {
     expect(bad.body['detail']).to.match(/sortOrder/);
   });
 
+  it('declares its page sizes in ServiceProviderConfig', async () => {
+    const config = await call('GET', '/ServiceProviderConfig');
+    expect(config.body['pagination']).to.include({ index: true, cursor: false, defaultPageSize: 100, maxPageSize: 1000 });
+    expect(config.body['filter']).to.include({ supported: true, maxResults: 1000 });
+  });
+
   it('clamps startIndex and count as RFC 7644 says', async () => {
     for (const name of ['c1', 'c2']) await call('POST', '/Users', { userName: name });
     const below = await call('GET', '/Users?startIndex=-4&count=1');
