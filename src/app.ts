@@ -10,6 +10,10 @@ import { startAppservice } from './matrix/appservice.ts';
 import { HomeserverClient, HomeserverError } from './matrix/homeserverClient.ts';
 import { SynapsePort } from './matrix/synapsePort.ts';
 import { UserProvisioner } from './provisioning/users.ts';
+import { GroupProvisioner } from './provisioning/groups.ts';
+import { JournalWorker } from './provisioning/journal.ts';
+import { userBackend } from './provisioning/backends.ts';
+import { SynapseRooms } from './matrix/rooms.ts';
 import { SCIM_BASE_PATH } from './scim/router.ts';
 import { createScimApp } from './scim/server.ts';
 import { SqliteStore } from './store/sqlite.ts';
@@ -24,8 +28,9 @@ export interface BridgeHandles {
   botUserId: string;
   store: Store;
   users: UserProvisioner;
-  /** Runs due journal entries now (the worker also does it on its own). */
-  runJournal(): Promise<number>;
+  groups: GroupProvisioner;
+  /** Runs due journal entries now (the worker also does it on its own); `now` later skips back-off. */
+  runJournal(now?: Date): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -142,6 +147,9 @@ export async function start(config: BridgeConfig, registration?: Registration): 
           }
         : {}),
     });
+    // The provisioners wake the journal worker when they leave work for the background.
+    let journalWorker: JournalWorker | undefined;
+    const wake = () => journalWorker?.wake();
     const users = new UserProvisioner(store, port, reporter, {
       domain: config.homeserver.domain,
       localpart: config.provisioning.localpart,
@@ -150,13 +158,27 @@ export async function start(config: BridgeConfig, registration?: Registration): 
       ),
       adoptExistingUsers: config.provisioning.adoptExistingUsers,
       eraseOnDelete: config.provisioning.eraseOnDelete,
-    });
+    }, wake);
+    const groups = new GroupProvisioner(store, new SynapseRooms(client, botUserId), reporter, {
+      roomType: config.groups.roomType,
+      onDelete: config.groups.onDelete,
+      ...(config.groups.memberPowerLevel !== undefined ? { memberPowerLevel: config.groups.memberPowerLevel } : {}),
+      links: config.groups.links.map((l) => ({
+        displayName: l.displayName,
+        rooms: l.rooms,
+        ...(l.powerLevel !== undefined ? { powerLevel: l.powerLevel } : {}),
+      })),
+      batchSize: config.groups.batchSize,
+      inactiveLeaveRooms: config.provisioning.onDisable === 'deactivate',
+    }, wake);
+    const journal = new JournalWorker(store, [users, groups]);
 
     let scimUrl = '';
     const app = createScimApp({
       baseUrl: () => scimUrl,
       tokens: config.scim.tokens,
-      users,
+      users: userBackend(users, store),
+      groups,
       readiness: async () => ({ users: await store.countUsers() }),
     });
     const server = http.createServer(app.callback());
@@ -170,22 +192,9 @@ export async function start(config: BridgeConfig, registration?: Registration): 
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     scimUrl = `${(config.scim.publicUrl ?? `http://${host}:${address.port}`).replace(/\/$/, '')}${SCIM_BASE_PATH}`;
 
-    let journalRunning: Promise<number> = Promise.resolve(0);
-    const runJournal = () => {
-      journalRunning = journalRunning.then(
-        () => users.runJournal(),
-        () => users.runJournal(),
-      );
-      return journalRunning;
-    };
-    const timer = setInterval(() => {
-      runJournal().catch((e: unknown) => log.error('journal worker failed', e));
-    }, JOURNAL_INTERVAL_MS);
-    cleanups.push(async () => {
-      clearInterval(timer);
-      await journalRunning.catch(() => 0);
-    });
-    void runJournal().catch((e: unknown) => log.error('journal worker failed', e));
+    journalWorker = journal;
+    journal.start(JOURNAL_INTERVAL_MS);
+    cleanups.push(() => journal.stop());
 
     log.info(`SCIM API listening at ${scimUrl}; admin room ${adminRoomId}`);
     return {
@@ -194,7 +203,8 @@ export async function start(config: BridgeConfig, registration?: Registration): 
       botUserId,
       store,
       users,
-      runJournal,
+      groups,
+      runJournal: (now?: Date) => journal.run(now),
       stop: async () => {
         server.closeAllConnections();
         await cleanup();

@@ -128,6 +128,30 @@ export const configSchema = z
       })
       .strict()
       .default({ enabled: true, maxBytes: 5 * 1024 * 1024, timeoutSeconds: 10, allowHttp: false, allowedNetworks: [] }),
+    groups: z
+      .object({
+        roomType: z.enum(['room', 'space']).default('room').describe('what the bridge creates for a SCIM group: a private room or a space'),
+        onDelete: z
+          .enum(['keep', 'close'])
+          .default('keep')
+          .describe('after a group is deleted and its members removed: keep the room, or close it (renamed, the bot leaves)'),
+        memberPowerLevel: z.number().int().min(0).max(100).optional().describe('power level members get in their group rooms'),
+        links: z
+          .array(
+            z
+              .object({
+                displayName: z.string().min(1).describe('the SCIM group (by displayName, any case) to link'),
+                rooms: z.array(z.string().regex(/^[!#].+:.+$/, 'must be a room ID or alias')).min(1).describe('existing rooms or spaces its members join'),
+                powerLevel: z.number().int().min(0).max(100).optional().describe('power level of its members in those rooms'),
+              })
+              .strict(),
+          )
+          .default([])
+          .describe('groups whose members join existing rooms instead of a room of their own'),
+        batchSize: z.number().int().min(1).default(200).describe('room joins and kicks done per journal run, so that other work gets a turn'),
+      })
+      .strict()
+      .default({ roomType: 'room', onDelete: 'keep', links: [], batchSize: 200 }),
     database: z
       .object({
         engine: z.literal('sqlite').default('sqlite').describe('only sqlite for now; postgres is planned'),

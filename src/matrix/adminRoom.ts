@@ -6,9 +6,11 @@ export type ProvisioningEventKind = 'created' | 'updated' | 'disabled' | 'enable
 
 export interface ProvisioningEvent {
   kind: ProvisioningEventKind;
-  /** The IdP's userName. */
+  /** A user (the default) or a group. */
+  subject?: 'user' | 'group';
+  /** The IdP's userName, or a group's displayName. */
   userName: string;
-  /** @alice:example.org once known. */
+  /** @alice:example.org once known; for a group, its room ID. */
   matrixId?: string;
   /** For 'updated': the attributes that changed. */
   changed?: string[];
@@ -112,8 +114,15 @@ const count = (n: number): string => n.toLocaleString('en');
 export function describe(event: ProvisioningEvent): Notice {
   const userName = clean(event.userName, 256);
   const matrixId = event.matrixId === undefined ? undefined : clean(event.matrixId, 256);
-  const who = matrixId ? `${matrixId} (userName ${userName})` : userName;
-  const whoHtml = matrixId ? `<code>${escapeHtml(matrixId)}</code> (userName ${escapeHtml(userName)})` : escapeHtml(userName);
+  let who: string;
+  let whoHtml: string;
+  if (event.subject === 'group') {
+    who = `group "${userName}"${matrixId ? ` (room ${matrixId})` : ''}`;
+    whoHtml = `group <strong>${escapeHtml(userName)}</strong>${matrixId ? ` (room <code>${escapeHtml(matrixId)}</code>)` : ''}`;
+  } else {
+    who = matrixId ? `${matrixId} (userName ${userName})` : userName;
+    whoHtml = matrixId ? `<code>${escapeHtml(matrixId)}</code> (userName ${escapeHtml(userName)})` : escapeHtml(userName);
+  }
   let tail = '';
   if (event.kind === 'updated' && event.changed && event.changed.length > 0) tail = `: ${changedList(event.changed)}`;
   if (event.reason) {

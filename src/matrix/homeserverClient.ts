@@ -189,6 +189,36 @@ export class HomeserverClient {
     await this.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/invite`, { body: { user_id: userId } });
   }
 
+  /** Joins a room as one of the appservice's users (it must be invited to a private room). */
+  async joinAs(roomId: string, userId: string): Promise<void> {
+    await this.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/join`, { body: {}, query: { user_id: userId } });
+  }
+
+  async kick(roomId: string, userId: string, reason: string): Promise<void> {
+    await this.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/kick`, { body: { user_id: userId, reason } });
+  }
+
+  async leave(roomId: string): Promise<void> {
+    await this.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave`, { body: {} });
+  }
+
+  async getState(roomId: string, type: string, stateKey = ''): Promise<Json | undefined> {
+    const r = await this.request(
+      'GET',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${encodeURIComponent(type)}/${encodeURIComponent(stateKey)}`,
+      { accept: [404] },
+    );
+    return r.status === 404 ? undefined : r.body;
+  }
+
+  async putState(roomId: string, type: string, stateKey: string, content: Json): Promise<void> {
+    await this.request(
+      'PUT',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${encodeURIComponent(type)}/${encodeURIComponent(stateKey)}`,
+      { body: content },
+    );
+  }
+
   async sendNotice(roomId: string, text: string, html: string): Promise<void> {
     await this.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${randomUUID()}`, {
       body: { msgtype: 'm.notice', body: text, format: 'org.matrix.custom.html', formatted_body: html },

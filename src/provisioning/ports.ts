@@ -29,3 +29,27 @@ export interface HomeserverPort {
   /** Deactivates (and optionally erases) the account; done already counts as success. */
   remove(matrixId: string, erase: boolean): Promise<void>;
 }
+
+/** How a group's room is made. */
+export interface RoomSpec {
+  name: string;
+  /** A space (m.space) rather than a room. */
+  space: boolean;
+}
+
+/**
+ * The rooms side of the homeserver, for groups. Every method is idempotent: adding a
+ * member who is already joined, or removing one who already left, succeeds.
+ */
+export interface RoomPort {
+  createRoom(spec: RoomSpec): Promise<string>;
+  /** A configured room (ID or alias) as a room ID, with the bot in it. */
+  attachRoom(roomIdOrAlias: string): Promise<string>;
+  setName(roomId: string, name: string): Promise<void>;
+  addMember(roomId: string, matrixId: string): Promise<void>;
+  removeMember(roomId: string, matrixId: string, reason: string): Promise<void>;
+  /** Sets these users' power levels (others are left alone). */
+  setPowerLevels(roomId: string, levels: Record<string, number>): Promise<void>;
+  /** After a group is deleted: the room is renamed as closed and the bot leaves. */
+  closeRoom(roomId: string, name: string): Promise<void>;
+}

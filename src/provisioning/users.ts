@@ -6,6 +6,7 @@ import type { ProvisioningEvent } from '../matrix/adminRoom.ts';
 import { accountProblems, desiredAccount, displayNameOf, localpartFor, type LocalpartPolicy } from './mapping.ts';
 import type { HomeserverPort } from './ports.ts';
 import { KeyedSerializer } from './serial.ts';
+import { checkVersion } from './versions.ts';
 import { HomeserverError } from '../matrix/homeserverClient.ts';
 import { logger } from '../log.ts';
 
@@ -47,13 +48,6 @@ function changedFields(before: Doc, after: Doc): string[] {
   return [...keys].filter((k) => k !== 'schemas' && JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
 }
 
-function checkVersion(record: UserRecord, ifMatch: string | undefined): void {
-  if (ifMatch === undefined || ifMatch.trim() === '*') return;
-  const wanted = ifMatch.split(',').map((t) => t.trim().replace(/^W\//, '').replace(/"/g, ''));
-  if (!wanted.includes(String(record.version))) {
-    throw preconditionFailed(`the user ${record.id} is at version ${record.version}, not ${ifMatch}`);
-  }
-}
 
 /**
  * The provisioning core for users: turns SCIM writes into store records and homeserver
@@ -68,12 +62,20 @@ export class UserProvisioner {
   readonly #serial = new KeyedSerializer();
   /** Passwords of writes still waiting for the homeserver: kept in memory only, never stored. */
   readonly #pendingPasswords = new Map<string, string>();
+  readonly #wakeJournal: () => void;
 
-  constructor(store: Store, homeserver: HomeserverPort, events: EventSink, settings: ProvisioningSettings) {
+  constructor(
+    store: Store,
+    homeserver: HomeserverPort,
+    events: EventSink,
+    settings: ProvisioningSettings,
+    wakeJournal: () => void = () => undefined,
+  ) {
     this.#store = store;
     this.#homeserver = homeserver;
     this.#events = events;
     this.#settings = settings;
+    this.#wakeJournal = wakeJournal;
   }
 
   async get(id: string): Promise<UserRecord> {
@@ -152,21 +154,17 @@ export class UserProvisioner {
       const deleting: UserRecord = { ...record, state: 'deleting', lastModified: new Date().toISOString() };
       await this.#store.updateUser(deleting, record.version, 'delete');
       await this.#store.completeJournal(id, 'sync');
+      // A deleted user is no member of anything any more (RFC 7644 §3.6).
+      if ((await this.#store.groups.removeUserEverywhere(id)).length > 0) this.#wakeJournal();
       this.#pendingPasswords.delete(id);
       await this.#remove(deleting, ctx.source);
     });
   }
 
-  /** Works off due journal entries; returns how many it handled. */
-  async runJournal(now = new Date(), limit = 50): Promise<number> {
-    const due = await this.#store.dueJournal(now, limit);
-    for (const entry of due) {
-      await this.#runEntry(entry).catch((error: unknown) => log.error(`journal entry ${entry.id} failed unexpectedly`, error));
-    }
-    return due.length;
-  }
+  readonly actions = ['sync', 'delete'] as const;
 
-  async #runEntry(entry: JournalEntry): Promise<void> {
+  /** Finishes a journalled user write (the JournalWorker calls this). */
+  async runEntry(entry: JournalEntry): Promise<void> {
     const record = await this.#store.getUserAnyState(entry.resourceId);
     if (!record) {
       await this.#store.completeJournal(entry.resourceId, entry.action);
@@ -184,6 +182,13 @@ export class UserProvisioner {
         log.info(`journal: ${record.matrixId} still waiting: ${(error as Error).message}`);
       }
     });
+  }
+
+  /** A user's room memberships may have to change: its groups' rooms are brought in line. */
+  async #groupsNeedSync(userId: string): Promise<void> {
+    const groups = await this.#store.groups.groupsOf(userId);
+    for (const group of groups) await this.#store.openJournal(group.id, 'group-sync');
+    if (groups.length > 0) this.#wakeJournal();
   }
 
   async #update(id: string, change: (record: UserRecord) => Doc, ctx: RequestContext, ifMatch: string | undefined): Promise<UserRecord> {
@@ -233,6 +238,7 @@ export class UserProvisioner {
       await this.#store.updateUser(done, record.version);
       await this.#store.completeJournal(record.id, 'sync');
       this.#pendingPasswords.delete(record.id);
+      if (kind !== 'updated') await this.#groupsNeedSync(record.id);
       this.#events.report({
         kind,
         userName: record.userName,

@@ -4,7 +4,7 @@ import { BULK_MAX_OPERATIONS, BULK_MAX_PAYLOAD_BYTES } from './bulk.ts';
  * The discovery documents (RFC 7643 §5, §6): what this server implements, exactly, because
  * IdPs build their behaviour from them.
  */
-import { CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, MATRIX_USER_SCHEMA } from './schema/urns.ts';
+import { CORE_GROUP_SCHEMA, CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, MATRIX_USER_SCHEMA } from './schema/urns.ts';
 
 export { CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, LIST_RESPONSE_SCHEMA, MATRIX_USER_SCHEMA } from './schema/urns.ts';
 
@@ -58,6 +58,16 @@ export function resourceTypes(baseUrl: string): Record<string, unknown>[] {
         { schema: MATRIX_USER_SCHEMA, required: false },
       ],
       meta: { resourceType: 'ResourceType', location: `${baseUrl}/ResourceTypes/User` },
+    },
+    {
+      schemas: ['urn:ietf:params:scim:schemas:core:2.0:ResourceType'],
+      id: 'Group',
+      name: 'Group',
+      endpoint: '/Groups',
+      description: 'A group of users: a Matrix room (or space) whose members the bridge keeps in line',
+      schema: CORE_GROUP_SCHEMA,
+      schemaExtensions: [],
+      meta: { resourceType: 'ResourceType', location: `${baseUrl}/ResourceTypes/Group` },
     },
   ];
 }

@@ -92,3 +92,19 @@ export function sendScim(ctx: Context, status: number, body: unknown): void {
   ctx.type = SCIM_CONTENT_TYPE;
   ctx.body = body;
 }
+
+/** If-None-Match (RFC 7232 §3.2): true when the client already holds this version. */
+export function noneMatch(header: string, version: number): boolean {
+  if (!header) return false;
+  const tags = header.split(',').map((t) => t.trim());
+  return tags.includes('*') || tags.some((t) => t.replace(/^W\//, '') === `"${version}"`);
+}
+
+/** Reads a JSON body that must be an object (every SCIM request body is one). */
+export async function readJsonObject(ctx: Context): Promise<Record<string, unknown>> {
+  const body = await readJsonBody(ctx);
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    throw badRequest('invalidSyntax', 'the request body must be a JSON object');
+  }
+  return body as Record<string, unknown>;
+}

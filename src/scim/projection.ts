@@ -5,11 +5,12 @@
  */
 import {
   attributesOf,
-  CORE_USER_SCHEMA,
   findSub,
   resolveAttribute,
   resolveSchemaUrn,
+  USER_RESOURCE,
   type AttributeDef,
+  type ResourceSchema,
   type ScimDocument,
 } from './schema/attributes.ts';
 
@@ -27,15 +28,15 @@ interface Selection {
 
 const attrKey = (schema: string | undefined, attr: string): string => `${schema ?? ''}|${attr}`;
 
-function selection(names: string[]): Selection {
+function selection(names: string[], resource: ResourceSchema): Selection {
   const result: Selection = { schemas: new Set(), whole: new Set(), subs: new Map() };
   for (const name of names) {
-    const urn = resolveSchemaUrn(name);
+    const urn = resolveSchemaUrn(name, resource);
     if (urn !== undefined) {
-      result.schemas.add(urn === CORE_USER_SCHEMA ? '' : urn);
+      result.schemas.add(urn === resource.core.id ? '' : urn);
       continue;
     }
-    const r = resolveAttribute(name);
+    const r = resolveAttribute(name, resource);
     if (!r) continue; // RFC 7644 does not make an unknown name an error; it selects nothing.
     const key = attrKey(r.schema, r.attr);
     if (r.sub === undefined) result.whole.add(key);
@@ -85,6 +86,7 @@ function projectAttribute(
     const returned = subReturned(def, sub);
     if (returned === 'never') return false;
     if (returned === 'always') return true;
+    if (returned === 'request') return wanted?.has(canonical) ?? false;
     if (excludedSubs?.has(canonical)) return false;
     return wholeIncluded || (wanted?.has(canonical) ?? false);
   };
@@ -96,8 +98,9 @@ function projectContainer(
   schema: string | undefined,
   include: Selection | undefined,
   exclude: Selection,
+  resource: ResourceSchema,
 ): Record<string, unknown> {
-  const defs = attributesOf(schema);
+  const defs = attributesOf(schema, resource);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(container)) {
     const def = defs.find((d) => d.name.toLowerCase() === key.toLowerCase());
@@ -107,20 +110,24 @@ function projectContainer(
   return out;
 }
 
-/** The document as the client asked to see it; `schemas` and `returned: always` attributes always stay. */
-export function project(doc: ScimDocument, opts: ProjectionOptions): ScimDocument {
-  const include = opts.attributes && opts.attributes.length > 0 ? selection(opts.attributes) : undefined;
-  const exclude = selection(opts.excludedAttributes ?? []);
+/**
+ * The document (a User unless told otherwise) as the client asked to see it; `schemas` and
+ * `returned: always` attributes always stay. For a Group, `excludedAttributes=members` drops
+ * the members.
+ */
+export function project(doc: ScimDocument, opts: ProjectionOptions, resource: ResourceSchema = USER_RESOURCE): ScimDocument {
+  const include = opts.attributes && opts.attributes.length > 0 ? selection(opts.attributes, resource) : undefined;
+  const exclude = selection(opts.excludedAttributes ?? [], resource);
   const out: ScimDocument = {};
   for (const [key, value] of Object.entries(doc)) {
-    const urn = key.toLowerCase() === 'schemas' ? undefined : resolveSchemaUrn(key);
+    const urn = key.toLowerCase() === 'schemas' ? undefined : resolveSchemaUrn(key, resource);
     if (key.toLowerCase() === 'schemas') {
       out[key] = value;
     } else if (urn !== undefined && isRecord(value)) {
-      const projected = projectContainer(value, urn === CORE_USER_SCHEMA ? undefined : urn, include, exclude);
+      const projected = projectContainer(value, urn === resource.core.id ? undefined : urn, include, exclude, resource);
       if (Object.keys(projected).length > 0) out[key] = projected;
     } else {
-      Object.assign(out, projectContainer({ [key]: value }, undefined, include, exclude));
+      Object.assign(out, projectContainer({ [key]: value }, undefined, include, exclude, resource));
     }
   }
   return out;

@@ -1,13 +1,14 @@
 import { Router } from '@koa/router';
 import type { Context } from 'koa';
-import { badRequest, ScimError } from './errors.ts';
-import { bearerAuth, readJsonBody, sendScim, type ScimState } from './http.ts';
+import { ScimError } from './errors.ts';
+import { bearerAuth, noneMatch, readJsonBody, readJsonObject, sendScim, type ScimState } from './http.ts';
 import { MATRIX_USER_SCHEMA, resourceTypes, serviceProviderConfig } from './discovery.ts';
-import { schemaDocuments, schemasFor } from './schema/attributes.ts';
+import { GROUP_RESOURCE, USER_RESOURCE, schemaDocuments, schemasFor, type ResourceSchema } from './schema/attributes.ts';
 import { normalizeUserInput } from './patch/apply.ts';
 import { project, type ProjectionOptions } from './projection.ts';
 import { listResponse, parseSearch, type SearchRequest } from './search.ts';
 import { runBulk, type BulkTarget } from './bulk.ts';
+import { addGroupRoutes, renderGroup, wantsMembers, type GroupBackend } from './groupRoutes.ts';
 
 /** A user as the SCIM layer needs it; the provisioning core's records fit this shape. */
 export interface UserResourceRecord {
@@ -17,6 +18,8 @@ export interface UserResourceRecord {
   version: number;
   created: string;
   lastModified: string;
+  /** The groups the user is a member of (read-only `groups`). */
+  groups?: { id: string; displayName: string }[];
 }
 
 /** The typed interface through which the SCIM API calls the provisioning core. */
@@ -34,6 +37,7 @@ export interface ScimRouterOptions {
   baseUrl: () => string;
   tokens: { name: string; token: string }[];
   users: UserBackend;
+  groups: GroupBackend;
 }
 
 export const SCIM_BASE_PATH = '/scim/v2';
@@ -52,6 +56,9 @@ export function renderUser(record: UserResourceRecord, baseUrl: string): Record<
     id: record.id,
     ...attributes,
     [MATRIX_USER_SCHEMA]: { ...(matrix && typeof matrix === 'object' ? matrix : {}), matrixId: record.matrixId },
+    ...(record.groups && record.groups.length > 0
+      ? { groups: record.groups.map((g) => ({ value: g.id, $ref: `${baseUrl}/Groups/${g.id}`, display: g.displayName, type: 'direct' })) }
+      : {}),
     meta: {
       resourceType: 'User',
       created: record.created,
@@ -68,23 +75,11 @@ export function presentUser(record: UserResourceRecord, baseUrl: string, shape: 
   return { schemas: schemasFor(projected), ...projected };
 }
 
-/** If-None-Match (RFC 7232 §3.2): true when the client already holds this version. */
-function noneMatch(header: string, version: number): boolean {
-  if (!header) return false;
-  const tags = header.split(',').map((t) => t.trim());
-  return tags.includes('*') || tags.some((t) => t.replace(/^W\//, '') === `"${version}"`);
-}
 
 function ifMatch(ctx: Context): string | undefined {
   return ctx.get('if-match') || undefined;
 }
 
-function asObject(body: unknown): Record<string, unknown> {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) {
-    throw badRequest('invalidSyntax', 'the request body must be a JSON object');
-  }
-  return body as Record<string, unknown>;
-}
 
 export function scimRouter(options: ScimRouterOptions): Router {
   const router = new Router({ prefix: SCIM_BASE_PATH });
@@ -117,7 +112,44 @@ export function scimRouter(options: ScimRouterOptions): Router {
     sendScim(ctx, 200, found);
   });
 
-  router.use(['/Users', '/Users/:id', '/.search', '/Bulk'], bearerAuth(options.tokens));
+  router.use(['/Users', '/Users/:id', '/Groups', '/Groups/:id', '/.search', '/Bulk'], bearerAuth(options.tokens));
+
+  /**
+   * POST /.search (RFC 7644 §3.4.3) over every resource type, users first. A resource type
+   * whose schema the filter does not fit (`title` on groups) has no results; a filter that
+   * fits none is a 400.
+   */
+  const rootSearch = async (ctx: Context, body: Record<string, unknown>) => {
+    const attempt = (resource: ResourceSchema): SearchRequest | ScimError => {
+      try {
+        return parseSearch(body, true, resource);
+      } catch (error) {
+        if (error instanceof ScimError && error.scimType === 'invalidFilter') return error;
+        throw error;
+      }
+    };
+    const userRequest = attempt(USER_RESOURCE);
+    const groupRequest = attempt(GROUP_RESOURCE);
+    if (userRequest instanceof ScimError && groupRequest instanceof ScimError) throw userRequest;
+    const request = userRequest instanceof ScimError ? (groupRequest as SearchRequest) : userRequest;
+    const window = { startIndex: 1, count: request.startIndex - 1 + request.count };
+    const found: Record<string, unknown>[] = [];
+    let total = 0;
+    if (!(userRequest instanceof ScimError)) {
+      const { projection: shape, ...query } = userRequest;
+      const page = await users.list({ ...query, ...window });
+      total += page.totalResults;
+      found.push(...page.users.map((u) => presentUser(u, base(), shape)));
+    }
+    if (!(groupRequest instanceof ScimError)) {
+      const { projection: shape, ...query } = groupRequest;
+      const page = await options.groups.list({ ...query, ...window }, wantsMembers(shape));
+      total += page.totalResults;
+      found.push(...page.groups.map((g) => renderGroup(g, base(), shape)));
+    }
+    const page = found.slice(request.startIndex - 1, request.startIndex - 1 + request.count);
+    sendScim(ctx, 200, listResponse(page, total, request.startIndex));
+  };
 
   const search = async (ctx: Context, request: SearchRequest) => {
     const { projection: shape, ...query } = request;
@@ -126,11 +158,12 @@ export function scimRouter(options: ScimRouterOptions): Router {
     sendScim(ctx, 200, listResponse(resources, page.totalResults, request.startIndex));
   };
   router.get('/Users', (ctx) => search(ctx, parseSearch(ctx.query, false)));
-  router.post('/Users/.search', async (ctx) => search(ctx, parseSearch(asObject(await readJsonBody(ctx)), true)));
+  router.post('/Users/.search', async (ctx) => search(ctx, parseSearch(await readJsonObject(ctx), true)));
   // Searching from the root covers every resource type; Users is the only one so far.
-  router.post('/.search', async (ctx) => search(ctx, parseSearch(asObject(await readJsonBody(ctx)), true)));
+  router.post('/.search', async (ctx) => rootSearch(ctx, await readJsonObject(ctx)));
+  addGroupRoutes(router, options.groups, base);
   router.post('/Users', async (ctx) => {
-    const input = normalizeUserInput(asObject(await readJsonBody(ctx)));
+    const input = normalizeUserInput(await readJsonObject(ctx));
     const record = await users.create(input, source(ctx));
     ctx.set('Location', `${base()}/Users/${record.id}`);
     sendUser(ctx, 201, record);
@@ -145,11 +178,11 @@ export function scimRouter(options: ScimRouterOptions): Router {
     sendUser(ctx, 200, record);
   });
   router.put('/Users/:id', async (ctx) => {
-    const input = normalizeUserInput(asObject(await readJsonBody(ctx)));
+    const input = normalizeUserInput(await readJsonObject(ctx));
     sendUser(ctx, 200, await users.replace(ctx.params['id'] ?? '', input, source(ctx), ifMatch(ctx)));
   });
   router.patch('/Users/:id', async (ctx) => {
-    const body = asObject(await readJsonBody(ctx));
+    const body = await readJsonObject(ctx);
     sendUser(ctx, 200, await users.patch(ctx.params['id'] ?? '', body, source(ctx), ifMatch(ctx)));
   });
   router.delete('/Users/:id', async (ctx) => {

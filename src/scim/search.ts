@@ -4,6 +4,7 @@ import { DEFAULT_PAGE_SIZE, LIST_RESPONSE_SCHEMA, MAX_PAGE_SIZE } from './discov
 import type { AttrPath, Filter } from './filter/ast.ts';
 import { parseFilter, parsePatchPath } from './filter/parse.ts';
 import { parseAttributeList, type ProjectionOptions } from './projection.ts';
+import { USER_RESOURCE, type ResourceSchema } from './schema/attributes.ts';
 
 /**
  * A list or search request (RFC 7644 §3.4.2 and §3.4.3): the same parameters arrive as a
@@ -50,19 +51,19 @@ function canonicalKeys(raw: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-function sortOf(sortBy: string | undefined, sortOrder: string | undefined): SearchRequest['sort'] {
+function sortOf(sortBy: string | undefined, sortOrder: string | undefined, resource: ResourceSchema): SearchRequest['sort'] {
   const order = sortOrder?.trim().toLowerCase();
   if (order !== undefined && order !== 'ascending' && order !== 'descending') {
     throw badRequest('invalidValue', `sortOrder must be "ascending" or "descending", not "${sortOrder}"`);
   }
   if (sortBy === undefined || sortBy.trim() === '') return undefined;
-  const target = parsePatchPath(sortBy.trim());
+  const target = parsePatchPath(sortBy.trim(), resource);
   if (target.filter) throw badRequest('invalidValue', `sortBy cannot hold a filter: "${sortBy}"`);
   return { path: target.sub ? { ...target.path, sub: target.sub } : target.path, descending: order === 'descending' };
 }
 
 /** Parses list parameters from a query string or a SearchRequest body. */
-export function parseSearch(raw: Record<string, unknown>, fromBody: boolean): SearchRequest {
+export function parseSearch(raw: Record<string, unknown>, fromBody: boolean, resource: ResourceSchema = USER_RESOURCE): SearchRequest {
   if (fromBody) {
     const schemas = raw['schemas'];
     if (schemas !== undefined && !(Array.isArray(schemas) && schemas.includes(SEARCH_REQUEST_SCHEMA))) {
@@ -75,8 +76,8 @@ export function parseSearch(raw: Record<string, unknown>, fromBody: boolean): Se
     throw badRequest('invalidValue', `${issue?.path.join('.') || 'parameter'}: ${issue?.message ?? 'invalid'}`);
   }
   const p = result.data;
-  const filter = p.filter !== undefined && p.filter.trim() !== '' ? parseFilter(p.filter) : undefined;
-  const sort = sortOf(p.sortBy, p.sortOrder);
+  const filter = p.filter !== undefined && p.filter.trim() !== '' ? parseFilter(p.filter, resource) : undefined;
+  const sort = sortOf(p.sortBy, p.sortOrder, resource);
   const attributes = parseAttributeList(p.attributes);
   const excludedAttributes = parseAttributeList(p.excludedAttributes);
   return {

@@ -2,12 +2,14 @@ import Koa from 'koa';
 import { ScimError } from './errors.ts';
 import { errorMiddleware } from './http.ts';
 import { scimRouter, type UserBackend } from './router.ts';
+import type { GroupBackend } from './groupRoutes.ts';
 
 export interface ScimAppOptions {
   /** Public base URL of the SCIM API, ending in /scim/v2 (known once the listener is bound). */
   baseUrl: () => string;
   tokens: { name: string; token: string }[];
   users: UserBackend;
+  groups: GroupBackend;
   /** Answers /health/ready; throws when the bridge is not ready. */
   readiness: () => Promise<Record<string, unknown>>;
 }
@@ -15,7 +17,7 @@ export interface ScimAppOptions {
 /** The Koa application of the SCIM listener: /scim/v2, /health/live, /health/ready. */
 export function createScimApp(options: ScimAppOptions): Koa {
   const app = new Koa();
-  const router = scimRouter({ baseUrl: options.baseUrl, tokens: options.tokens, users: options.users });
+  const router = scimRouter({ baseUrl: options.baseUrl, tokens: options.tokens, users: options.users, groups: options.groups });
   app.use(errorMiddleware);
   app.use(async (ctx, next) => {
     if (ctx.path === '/health/live') {

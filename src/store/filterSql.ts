@@ -2,7 +2,7 @@ import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import type { AttrPath, CompareOp, Filter, FilterValue } from '../scim/filter/ast.ts';
 import { badRequest } from '../scim/errors.ts';
 import { MATRIX_USER_SCHEMA } from '../scim/schema/urns.ts';
-import { resolveAttribute, targetOf, type AttributeDef } from '../scim/schema/attributes.ts';
+import { resolveAttribute, targetOf, type AttributeDef, type ResourceSchema } from '../scim/schema/attributes.ts';
 
 /**
  * Translates parsed SCIM filters and sortBy paths into SQL on the users table, so that
@@ -23,17 +23,65 @@ interface Operand {
   kind: Kind;
 }
 
-/** Attributes kept in their own, indexed columns, keyed by their canonical path. */
-const COLUMNS: Record<string, Omit<Operand, 'fold'>> = {
-  id: { expr: sql.ref('users.id'), folded: false, kind: 'string' },
-  userName: { expr: sql.ref('users.user_name_lower'), folded: true, kind: 'string' },
-  externalId: { expr: sql.ref('users.external_id'), folded: false, kind: 'string' },
-  displayName: { expr: sql.ref('users.display_name_lower'), folded: true, kind: 'string' },
-  active: { expr: sql.ref('users.active'), folded: false, kind: 'boolean' },
-  'meta.created': { expr: sql.ref('users.created'), folded: false, kind: 'dateTime' },
-  'meta.lastModified': { expr: sql.ref('users.last_modified'), folded: false, kind: 'dateTime' },
-  [`${MATRIX_USER_SCHEMA}:matrixId`]: { expr: sql.ref('users.matrix_id'), folded: false, kind: 'string' },
-};
+type Column = Omit<Operand, 'fold'>;
+
+/** A multi-valued attribute kept in a table of its own (a group's members). */
+interface RelatedEntries {
+  /** `FROM … AS entry WHERE …` tying the entries to the row. */
+  from: Sql;
+  where: Sql;
+  /** Sub-attribute → column of `entry`. */
+  subs: Record<string, Column>;
+}
+
+/** How one resource type is laid out in its table. */
+export interface TableMapping {
+  resource: ResourceSchema;
+  /** The table's document column, e.g. users.document. */
+  document: Sql;
+  /** Attributes kept in their own, indexed columns, keyed by their canonical path. */
+  columns: Record<string, Column>;
+  related: Record<string, RelatedEntries>;
+}
+
+export function userMapping(resource: ResourceSchema): TableMapping {
+  return {
+    resource,
+    document: sql.ref('users.document'),
+    columns: {
+      id: { expr: sql.ref('users.id'), folded: false, kind: 'string' },
+      userName: { expr: sql.ref('users.user_name_lower'), folded: true, kind: 'string' },
+      externalId: { expr: sql.ref('users.external_id'), folded: false, kind: 'string' },
+      displayName: { expr: sql.ref('users.display_name_lower'), folded: true, kind: 'string' },
+      active: { expr: sql.ref('users.active'), folded: false, kind: 'boolean' },
+      'meta.created': { expr: sql.ref('users.created'), folded: false, kind: 'dateTime' },
+      'meta.lastModified': { expr: sql.ref('users.last_modified'), folded: false, kind: 'dateTime' },
+      [`${MATRIX_USER_SCHEMA}:matrixId`]: { expr: sql.ref('users.matrix_id'), folded: false, kind: 'string' },
+    },
+    related: {},
+  };
+}
+
+export function groupMapping(resource: ResourceSchema): TableMapping {
+  return {
+    resource,
+    document: sql.ref('groups.document'),
+    columns: {
+      id: { expr: sql.ref('groups.id'), folded: false, kind: 'string' },
+      displayName: { expr: sql.ref('groups.display_name_lower'), folded: true, kind: 'string' },
+      externalId: { expr: sql.ref('groups.external_id'), folded: false, kind: 'string' },
+      'meta.created': { expr: sql.ref('groups.created'), folded: false, kind: 'dateTime' },
+      'meta.lastModified': { expr: sql.ref('groups.last_modified'), folded: false, kind: 'dateTime' },
+    },
+    related: {
+      members: {
+        from: sql`group_members AS entry`,
+        where: sql`entry.group_id = groups.id`,
+        subs: { value: { expr: sql.ref('entry.user_id'), folded: false, kind: 'string' } },
+      },
+    },
+  };
+}
 
 function kindOf(def: AttributeDef): Kind {
   switch (def.type) {
@@ -53,8 +101,8 @@ function pathText(path: AttrPath): string {
   return `${path.schema ? `${path.schema}:` : ''}${path.attr}${path.sub ? `.${path.sub}` : ''}`;
 }
 
-function resolve(path: AttrPath): { def: AttributeDef; target: AttributeDef } {
-  const resolved = resolveAttribute(pathText(path));
+function resolve(map: TableMapping, path: AttrPath): { def: AttributeDef; target: AttributeDef } {
+  const resolved = resolveAttribute(pathText(path), map.resource);
   if (!resolved) throw badRequest('invalidFilter', `unknown attribute ${pathText(path)}`);
   return { def: resolved.definition, target: targetOf(resolved) };
 }
@@ -67,13 +115,13 @@ function jsonPath(...keys: (string | undefined)[]): string {
     .join('')}`;
 }
 
-function operand(path: AttrPath): Operand {
-  const column = COLUMNS[pathText(path)];
-  const { target } = resolve(path);
+function operand(map: TableMapping, path: AttrPath): Operand {
+  const column = map.columns[pathText(path)];
+  const { target } = resolve(map, path);
   if (column) return { ...column, fold: column.kind === 'string' && !target.caseExact };
   if (path.attr === 'meta') throw badRequest('invalidFilter', `filtering on ${pathText(path)} is not supported`);
   return {
-    expr: sql`json_extract(users.document, ${jsonPath(path.schema, path.attr, path.sub)})`,
+    expr: sql`json_extract(${map.document}, ${jsonPath(path.schema, path.attr, path.sub)})`,
     fold: kindOf(target) === 'string' && !target.caseExact,
     folded: false,
     kind: kindOf(target),
@@ -81,9 +129,15 @@ function operand(path: AttrPath): Operand {
 }
 
 /** An operand on one entry of a multi-valued attribute, inside json_each(...) AS entry. */
-function entryOperand(parent: AttributeDef, sub: string): Operand {
+function entryOperand(map: TableMapping, parent: AttributeDef, sub: string): Operand {
   const def = parent.subAttributes?.find((s) => s.name === sub);
   if (!def) throw badRequest('invalidFilter', `unknown sub-attribute ${parent.name}.${sub}`);
+  const related = map.related[parent.name];
+  if (related) {
+    const column = related.subs[def.name];
+    if (!column) throw badRequest('invalidFilter', `filtering on ${parent.name}.${def.name} is not supported`);
+    return { ...column, fold: column.kind === 'string' && !def.caseExact };
+  }
   const raw = sql`json_extract(entry.value, ${jsonPath(def.name)})`;
   const kind = kindOf(def);
   // JSON true/false arrive as 1/0; a missing "primary" counts as false.
@@ -152,55 +206,57 @@ function logical(op: 'and' | 'or', left: Sql, right: Sql): Sql {
 }
 
 /** Some entry of a multi-valued attribute satisfies `inner` (conditions on entry.value). */
-function someEntry(path: AttrPath, inner: Sql): Sql {
-  return sql`EXISTS (SELECT 1 FROM json_each(users.document, ${jsonPath(path.schema, path.attr)}) AS entry WHERE ${inner})`;
+function someEntry(map: TableMapping, path: AttrPath, inner: Sql): Sql {
+  const related = path.schema ? undefined : map.related[path.attr];
+  if (related) return sql`EXISTS (SELECT 1 FROM ${related.from} WHERE ${related.where} AND ${inner})`;
+  return sql`EXISTS (SELECT 1 FROM json_each(${map.document}, ${jsonPath(path.schema, path.attr)}) AS entry WHERE ${inner})`;
 }
 
 /** A filter on the entries of a multi-valued attribute (the inside of `emails[...]`). */
-function entryFilter(filter: Filter, parent: AttributeDef): Sql {
+function entryFilter(map: TableMapping, filter: Filter, parent: AttributeDef): Sql {
   switch (filter.kind) {
     case 'logical':
-      return logical(filter.op, entryFilter(filter.left, parent), entryFilter(filter.right, parent));
+      return logical(filter.op, entryFilter(map, filter.left, parent), entryFilter(map, filter.right, parent));
     case 'not':
-      return sql`NOT (${entryFilter(filter.filter, parent)})`;
+      return sql`NOT (${entryFilter(map, filter.filter, parent)})`;
     case 'present':
-      return present(entryOperand(parent, filter.path.attr));
+      return present(entryOperand(map, parent, filter.path.attr));
     case 'compare':
-      return compare(filter.op, entryOperand(parent, filter.path.attr), filter.value);
+      return compare(filter.op, entryOperand(map, parent, filter.path.attr), filter.value);
     case 'valuePath':
       throw badRequest('invalidFilter', 'a value path cannot be nested inside another value path');
   }
 }
 
-function translate(filter: Filter): Sql {
+function translate(map: TableMapping, filter: Filter): Sql {
   switch (filter.kind) {
     case 'logical':
-      return logical(filter.op, translate(filter.left), translate(filter.right));
+      return logical(filter.op, translate(map, filter.left), translate(map, filter.right));
     case 'not':
-      return sql`NOT (${translate(filter.filter)})`;
+      return sql`NOT (${translate(map, filter.filter)})`;
     case 'valuePath': {
-      const { def } = resolve(filter.path);
+      const { def } = resolve(map, filter.path);
       if (!def.multiValued) throw badRequest('invalidFilter', `${pathText(filter.path)} is not multi-valued`);
-      return someEntry(filter.path, entryFilter(filter.filter, def));
+      return someEntry(map, filter.path, entryFilter(map, filter.filter, def));
     }
     case 'present':
     case 'compare': {
-      const { def } = resolve(filter.path);
+      const { def } = resolve(map, filter.path);
       if (def.multiValued) {
         // `emails eq "x"` and `emails.type eq "work"`: some entry matches (RFC 7644 §3.4.2.2).
         const sub = filter.path.sub ?? 'value';
-        const entry = entryOperand(def, sub);
+        const entry = entryOperand(map, def, sub);
         const inner = filter.kind === 'present' ? (filter.path.sub ? present(entry) : sql`1`) : compare(filter.op, entry, filter.value);
-        return someEntry(filter.path, inner);
+        return someEntry(map, filter.path, inner);
       }
-      const target = operand(filter.path);
+      const target = operand(map, filter.path);
       return filter.kind === 'present' ? present(target) : compare(filter.op, target, filter.value);
     }
   }
 }
 
-export function filterToSql(filter: Filter): RawBuilder<SqlBool> {
-  return translate(filter) as RawBuilder<SqlBool>;
+export function filterToSql(map: TableMapping, filter: Filter): RawBuilder<SqlBool> {
+  return translate(map, filter) as RawBuilder<SqlBool>;
 }
 
 /**
@@ -208,14 +264,15 @@ export function filterToSql(filter: Filter): RawBuilder<SqlBool> {
  * primary entry's value, else the first entry's; strings that are not caseExact sort
  * without regard to case.
  */
-export function sortExpression(path: AttrPath): RawBuilder<unknown> {
-  const { def } = resolve(path);
+export function sortExpression(map: TableMapping, path: AttrPath): RawBuilder<unknown> {
+  const { def } = resolve(map, path);
   if (def.multiValued) {
-    const entry = entryOperand(def, path.sub ?? 'value');
+    if (map.related[def.name]) throw badRequest('invalidValue', `sorting by ${def.name} is not supported`);
+    const entry = entryOperand(map, def, path.sub ?? 'value');
     const value = entry.fold ? sql`lower(${entry.expr})` : entry.expr;
-    return sql`(SELECT ${value} FROM json_each(users.document, ${jsonPath(path.schema, path.attr)}) AS entry
+    return sql`(SELECT ${value} FROM json_each(${map.document}, ${jsonPath(path.schema, path.attr)}) AS entry
       ORDER BY coalesce(json_extract(entry.value, '$.primary'), 0) DESC, entry.key LIMIT 1)`;
   }
-  const target = operand(path);
+  const target = operand(map, path);
   return target.fold && !target.folded ? sql`lower(${target.expr})` : target.expr;
 }

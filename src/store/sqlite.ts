@@ -1,91 +1,16 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, SqliteDialect, sql, type Generated, type Selectable } from 'kysely';
-import { Migrator, type Migration } from 'kysely/migration';
+import { Kysely, SqliteDialect, sql, type Selectable } from 'kysely';
+import { Migrator } from 'kysely/migration';
+import { migrations, openJournalIn, type Database, type JournalTable, type UsersTable } from './tables.ts';
 import { NodeSqliteDatabase } from './sqliteDriver.ts';
-import { filterToSql, sortExpression } from './filterSql.ts';
+import { filterToSql, sortExpression, userMapping } from './filterSql.ts';
+import { SqliteGroupStore } from './sqliteGroups.ts';
+import { USER_RESOURCE } from '../scim/schema/attributes.ts';
 import type { AppliedState, JournalAction, JournalEntry, Store, UserListQuery, UserPage, UserRecord, UserState } from './types.ts';
 
-interface UsersTable {
-  id: string;
-  user_name: string;
-  user_name_lower: string;
-  external_id: string | null;
-  matrix_id: string;
-  display_name: string | null;
-  display_name_lower: string | null;
-  active: number;
-  document: string;
-  version: number;
-  created: string;
-  last_modified: string;
-  state: string;
-  acknowledged: number;
-  applied: string;
-}
-
-interface JournalTable {
-  id: Generated<number>;
-  resource_id: string;
-  action: string;
-  attempts: number;
-  not_before: string;
-  last_error: string | null;
-  created: string;
-}
-
-export interface Database {
-  users: UsersTable;
-  journal: JournalTable;
-}
-
-const migrations: Record<string, Migration> = {
-  '0001_users_and_journal': {
-    async up(db: Kysely<unknown>): Promise<void> {
-      await db.schema
-        .createTable('users')
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('user_name', 'text', (c) => c.notNull())
-        .addColumn('user_name_lower', 'text', (c) => c.notNull())
-        .addColumn('external_id', 'text')
-        .addColumn('matrix_id', 'text', (c) => c.notNull().unique())
-        .addColumn('display_name', 'text')
-        .addColumn('display_name_lower', 'text')
-        .addColumn('active', 'integer', (c) => c.notNull())
-        .addColumn('document', 'text', (c) => c.notNull())
-        .addColumn('version', 'integer', (c) => c.notNull())
-        .addColumn('created', 'text', (c) => c.notNull())
-        .addColumn('last_modified', 'text', (c) => c.notNull())
-        .addColumn('state', 'text', (c) => c.notNull())
-        .addColumn('acknowledged', 'integer', (c) => c.notNull())
-        .addColumn('applied', 'text', (c) => c.notNull().defaultTo('{}'))
-        .execute();
-      // userName is unique among the users SCIM can see; deleted users keep their
-      // Matrix ID (unique above) so that it is never handed to someone else.
-      await sql`CREATE UNIQUE INDEX users_user_name_live ON users (user_name_lower) WHERE state IN ('pending', 'provisioned')`.execute(db);
-      await db.schema.createIndex('users_user_name_lower').on('users').column('user_name_lower').execute();
-      await db.schema.createIndex('users_external_id').on('users').column('external_id').execute();
-      await db.schema.createIndex('users_display_name_lower').on('users').column('display_name_lower').execute();
-      // The listing order. Deliberately without state: an index led by the (unselective)
-      // state would be preferred over the userName index for filters like userName sw.
-      await db.schema.createIndex('users_created').on('users').columns(['created', 'id']).execute();
-      await db.schema
-        .createTable('journal')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
-        .addColumn('resource_id', 'text', (c) => c.notNull())
-        .addColumn('action', 'text', (c) => c.notNull())
-        .addColumn('attempts', 'integer', (c) => c.notNull())
-        .addColumn('not_before', 'text', (c) => c.notNull())
-        .addColumn('last_error', 'text')
-        .addColumn('created', 'text', (c) => c.notNull())
-        .addUniqueConstraint('journal_resource_action', ['resource_id', 'action'])
-        .execute();
-      await db.schema.createIndex('journal_due').on('journal').column('not_before').execute();
-    },
-  },
-};
-
 const VISIBLE: UserState[] = ['pending', 'provisioned'];
+const USERS = userMapping(USER_RESOURCE);
 
 function toRecord(row: Selectable<UsersTable>): UserRecord {
   return {
@@ -127,9 +52,11 @@ function toRow(user: UserRecord): UsersTable {
 
 export class SqliteStore implements Store {
   readonly #db: Kysely<Database>;
+  readonly groups: SqliteGroupStore;
 
   private constructor(db: Kysely<Database>) {
     this.#db = db;
+    this.groups = new SqliteGroupStore(db);
   }
 
   /** Opens (creating if needed) the database file and brings its schema up to date. */
@@ -185,13 +112,13 @@ export class SqliteStore implements Store {
   async listUsers(query: UserListQuery): Promise<UserPage> {
     let base = this.#db.selectFrom('users').where('state', 'in', VISIBLE);
     if (query.filter) {
-      const condition = filterToSql(query.filter);
+      const condition = filterToSql(USERS, query.filter);
       base = base.where(condition);
     }
     const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     let page = base.selectAll();
     if (query.sort) {
-      const key = sortExpression(query.sort.path);
+      const key = sortExpression(USERS, query.sort.path);
       page = page.orderBy(sql`${key} IS NULL`).orderBy(key, query.sort.descending ? 'desc' : 'asc');
     }
     // Creation order, then id, makes the order stable for index pagination.
@@ -265,8 +192,10 @@ export class SqliteStore implements Store {
     return rows.map(toJournalEntry);
   }
 
-  async completeJournal(resourceId: string, action: JournalAction): Promise<void> {
-    await this.#db.deleteFrom('journal').where('resource_id', '=', resourceId).where('action', '=', action).execute();
+  async completeJournal(resourceId: string, action: JournalAction, generation?: number): Promise<void> {
+    let query = this.#db.deleteFrom('journal').where('resource_id', '=', resourceId).where('action', '=', action);
+    if (generation !== undefined) query = query.where('generation', '=', generation);
+    await query.execute();
   }
 
   async deferJournal(id: number, error: string, notBefore: Date): Promise<void> {
@@ -290,14 +219,6 @@ function toJournalEntry(row: Selectable<JournalTable>): JournalEntry {
     attempts: row.attempts,
     notBefore: row.not_before,
     lastError: row.last_error,
+    generation: row.generation,
   };
-}
-
-async function openJournalIn(db: Kysely<Database>, resourceId: string, action: JournalAction): Promise<void> {
-  const now = new Date().toISOString();
-  await db
-    .insertInto('journal')
-    .values({ resource_id: resourceId, action, attempts: 0, not_before: now, last_error: null, created: now })
-    .onConflict((oc) => oc.columns(['resource_id', 'action']).doUpdateSet({ not_before: now }))
-    .execute();
 }

@@ -36,7 +36,8 @@ export interface AppliedState {
   avatarMxc?: string;
 }
 
-export type JournalAction = 'sync' | 'delete';
+/** sync/delete: a user; group-sync/group-delete: a group's rooms and memberships. */
+export type JournalAction = 'sync' | 'delete' | 'group-sync' | 'group-delete';
 
 export interface JournalEntry {
   id: number;
@@ -45,6 +46,7 @@ export interface JournalEntry {
   attempts: number;
   notBefore: string;
   lastError: string | null;
+  generation: number;
 }
 
 export interface UserListQuery {
@@ -93,8 +95,86 @@ export interface Store {
   /** Entries that are due, oldest first. */
   dueJournal(now: Date, limit: number): Promise<JournalEntry[]>;
   journalFor(resourceId: string): Promise<JournalEntry[]>;
-  completeJournal(resourceId: string, action: JournalAction): Promise<void>;
+  /** Closes the entry; with `generation`, only if it was not opened again since that generation. */
+  completeJournal(resourceId: string, action: JournalAction, generation?: number): Promise<void>;
   deferJournal(id: number, error: string, notBefore: Date): Promise<void>;
 
+  readonly groups: GroupStore;
+
   close(): Promise<void>;
+}
+
+// ---- Groups ----
+
+/**
+ * - active: visible to SCIM; its rooms are kept in line with its members;
+ * - deleting: the IdP deleted it, members not yet removed from its rooms;
+ * - deleted: done; kept so that its rooms' history stays explained.
+ */
+export type GroupState = 'active' | 'deleting' | 'deleted';
+
+export interface GroupRecord {
+  id: string;
+  displayName: string;
+  externalId: string | null;
+  /** The SCIM document without members (they live in their own table). */
+  document: StoredDocument;
+  version: number;
+  created: string;
+  lastModified: string;
+  state: GroupState;
+  /** The Matrix side as last applied. */
+  applied: GroupApplied;
+}
+
+export interface GroupApplied {
+  /** The room (or space) the bridge created for the group. */
+  roomId?: string;
+  /** The room name last set. */
+  roomName?: string;
+}
+
+/** A member as SCIM shows it: the user's id, with what is needed to render and join it. */
+export interface GroupMember {
+  userId: string;
+  userName: string;
+  displayName: string | null;
+  matrixId: string;
+  /** The user's state, to decide whether it can be joined now. */
+  userState: UserState;
+  active: boolean;
+}
+
+export interface GroupListQuery {
+  filter?: Filter;
+  sort?: { path: AttrPath; descending: boolean };
+  startIndex: number;
+  count: number;
+}
+
+export type RoomMembership = 'joined' | 'left';
+
+export interface GroupStore {
+  get(id: string): Promise<GroupRecord | undefined>;
+  getAnyState(id: string): Promise<GroupRecord | undefined>;
+  findByDisplayName(displayName: string): Promise<GroupRecord | undefined>;
+  list(query: GroupListQuery): Promise<{ totalResults: number; groups: GroupRecord[] }>;
+  members(groupId: string): Promise<GroupMember[]>;
+  /** Member ids of many groups at once, for list answers. */
+  memberIds(groupIds: string[]): Promise<Map<string, string[]>>;
+  /** The visible groups a user is a member of. */
+  groupsOf(userId: string): Promise<{ id: string; displayName: string }[]>;
+  /** Which of these user ids are visible users (pending or provisioned). */
+  existingUsers(userIds: string[]): Promise<Set<string>>;
+  insert(group: GroupRecord, memberIds: string[]): Promise<void>;
+  /** Replaces the group (version-checked) and applies a member diff, with a journal entry, atomically. */
+  update(group: GroupRecord, expectedVersion: number, change: { add: string[]; remove: string[] }): Promise<boolean>;
+  /** Saves what was applied on the homeserver; the SCIM version does not change. */
+  saveApplied(id: string, applied: GroupApplied, state?: GroupState): Promise<void>;
+  /** Drops a user from every group (the user was deleted); returns the groups it was in. */
+  removeUserEverywhere(userId: string): Promise<string[]>;
+
+  /** Membership the bridge applied in a room: Matrix ID → joined or left. */
+  roomMembers(groupId: string, roomId: string): Promise<Map<string, RoomMembership>>;
+  setRoomMember(groupId: string, roomId: string, matrixId: string, state: RoomMembership): Promise<void>;
 }

@@ -1,42 +1,20 @@
 import { expect } from 'chai';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { UserProvisioner } from '../../src/provisioning/users.ts';
 import type { ProvisioningEvent } from '../../src/matrix/adminRoom.ts';
-import { createScimApp } from '../../src/scim/server.ts';
-import { SqliteStore } from '../../src/store/sqlite.ts';
-import { InMemoryHomeserver } from './fakeHomeserver.ts';
-
-/**
- * The HTTP tier: the real Koa app, provisioning core and SQLite store, with the homeserver
- * in memory so that failures can be placed exactly. What the homeserver really does is
- * covered by the end-to-end tier.
- */
-const TOKEN = 'http-tier-token-0123456789';
-
-interface Reply {
-  status: number;
-  headers: Headers;
-  body: Record<string, unknown>;
-}
+import type { JournalWorker } from '../../src/provisioning/journal.ts';
+import type { SqliteStore } from '../../src/store/sqlite.ts';
+import type { InMemoryHomeserver } from './fakeHomeserver.ts';
+import { startHttpBridge, type HttpBridge, type Reply } from './harness.ts';
 
 describe('SCIM Users over HTTP (in-memory homeserver)', () => {
-  let server: http.Server;
+  let bridge: HttpBridge;
   let base: string;
   let store: SqliteStore;
   let homeserver: InMemoryHomeserver;
-  let users: UserProvisioner;
+  let journal: JournalWorker;
   let events: ProvisioningEvent[];
 
-  async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-    const response = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/scim+json', ...headers },
-      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  }
+  const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> =>
+    bridge.call(method, path, body, headers);
 
   const alice = (overrides: Record<string, unknown> = {}) => ({
     schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
@@ -51,32 +29,12 @@ describe('SCIM Users over HTTP (in-memory homeserver)', () => {
   }
 
   beforeEach(async () => {
-    store = await SqliteStore.open(':memory:');
-    homeserver = new InMemoryHomeserver();
-    events = [];
-    users = new UserProvisioner(store, homeserver, { report: (e) => events.push(e) }, {
-      domain: 'example.org',
-      localpart: { stripEmailDomain: true, replacement: '_', prefix: '' },
-      protectedUsers: [/^@admin:example\.org$/],
-      adoptExistingUsers: false,
-      eraseOnDelete: false,
-    });
-    const app = createScimApp({
-      baseUrl: () => `${base}`,
-      tokens: [{ name: 'test-idp', token: TOKEN }],
-      users,
-      readiness: async () => ({}),
-    });
-    server = http.createServer(app.callback());
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/scim/v2`;
+    bridge = await startHttpBridge();
+    ({ base, store, homeserver, journal, events } = bridge);
   });
 
-  afterEach(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await store.close();
-  });
+  afterEach(() => bridge.close());
+
 
   it('creates a user: 201 with Location, meta and ETag, and the homeserver account', async () => {
     const reply = await call('POST', '/Users', alice());
@@ -213,7 +171,7 @@ describe('SCIM Users over HTTP (in-memory homeserver)', () => {
     homeserver.failApplies = 1;
     await call('POST', '/Users', alice({ password: 'kept-in-memory-only' }));
     const later = new Date(Date.now() + 60 * 60_000);
-    expect(await users.runJournal(later)).to.equal(1);
+    expect(await journal.run(later)).to.equal(1);
     const account = homeserver.accounts.get('@alice.smith:example.org');
     expect(account?.displayName).to.equal('Alice Smith');
     expect(account?.password).to.equal('kept-in-memory-only');
@@ -227,7 +185,7 @@ describe('SCIM Users over HTTP (in-memory homeserver)', () => {
   it('reports a failure that keeps coming back less and less often, then the success', async () => {
     homeserver.failApplies = 8;
     await call('POST', '/Users', alice());
-    for (let hour = 1; hour <= 8; hour++) await users.runJournal(new Date(Date.now() + hour * 60 * 60_000));
+    for (let hour = 1; hour <= 8; hour++) await journal.run(new Date(Date.now() + hour * 60 * 60_000));
     const kinds = events.map((e) => e.kind);
     // 8 failed attempts are reported on the 1st, 2nd, 3rd and 5th; the 9th succeeds.
     expect(kinds).to.deep.equal(['failed', 'failed', 'failed', 'failed', 'created']);
@@ -366,7 +324,7 @@ describe('SCIM Users over HTTP (in-memory homeserver)', () => {
     const reply = await call('PATCH', `/Users/${id}`, { Operations: [{ op: 'replace', path: 'displayName', value: 'Alice S.' }] });
     expect(reply.status).to.equal(503);
     homeserver.down = false;
-    await users.runJournal(new Date(Date.now() + 60 * 60_000));
+    await journal.run(new Date(Date.now() + 60 * 60_000));
     expect(homeserver.accounts.get('@alice.smith:example.org')?.displayName).to.equal('Alice S.');
   });
 

@@ -42,9 +42,14 @@ describe('attribute resolution', () => {
     expect(resolveAttribute('a.b.c')).to.equal(undefined);
   });
 
-  it('renders the three User schemas for /Schemas with meta', () => {
+  it('renders the three User schemas and the Group schema for /Schemas with meta', () => {
     const docs = schemaDocuments('https://x/scim/v2');
-    expect(docs.map((d) => d['id'])).to.deep.equal([CORE, ENT, 'urn:matrix:params:scim:schemas:extension:matrix:2.0:User']);
+    expect(docs.map((d) => d['id'])).to.deep.equal([
+      CORE,
+      ENT,
+      'urn:matrix:params:scim:schemas:extension:matrix:2.0:User',
+      'urn:ietf:params:scim:schemas:core:2.0:Group',
+    ]);
     expect(docs[0]?.['meta']).to.deep.equal({ resourceType: 'Schema', location: `https://x/scim/v2/Schemas/${CORE}` });
     const attrs = docs[0]?.['attributes'] as Record<string, unknown>[];
     expect(attrs.find((a) => a['name'] === 'userName')).to.include({ required: true, caseExact: false, uniqueness: 'server' });

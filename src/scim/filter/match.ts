@@ -3,7 +3,7 @@
  * (listing is filtered by the store in SQL). Strings compare by the attribute's caseExact; a
  * value path holds when ONE entry of the multi-valued attribute satisfies all its conditions.
  */
-import { attributesOf, findSub, type AttributeDef, type ScimDocument } from '../schema/attributes.ts';
+import { attributesOf, findSub, USER_RESOURCE, type AttributeDef, type ResourceSchema, type ScimDocument } from '../schema/attributes.ts';
 import type { AttrPath, CompareOp, Filter, FilterValue } from './ast.ts';
 
 /** The values a path selects and the definition they follow. */
@@ -45,10 +45,10 @@ function selectIn(def: AttributeDef, raw: unknown, sub: string | undefined, forC
   return { def: subDef, values: items.map((i) => getKey(i, subName)).filter((v) => v !== undefined && v !== null) };
 }
 
-function documentScope(doc: ScimDocument): Scope {
+function documentScope(doc: ScimDocument, resource: ResourceSchema): Scope {
   const lookup = (path: AttrPath) => {
     const wanted = path.attr.toLowerCase();
-    const def = attributesOf(path.schema).find((a) => a.name.toLowerCase() === wanted);
+    const def = attributesOf(path.schema, resource).find((a) => a.name.toLowerCase() === wanted);
     const container = path.schema ? getKey(doc, path.schema) : doc;
     return def ? { def, raw: getKey(container, def.name) } : undefined;
   };
@@ -156,9 +156,9 @@ function evaluate(f: Filter, scope: Scope): boolean {
   }
 }
 
-/** Whether the document satisfies the filter. */
-export function matchesFilter(doc: ScimDocument, f: Filter): boolean {
-  return evaluate(f, documentScope(doc));
+/** Whether the document (a User unless told otherwise) satisfies the filter. */
+export function matchesFilter(doc: ScimDocument, f: Filter, resource: ResourceSchema = USER_RESOURCE): boolean {
+  return evaluate(f, documentScope(doc, resource));
 }
 
 /**

@@ -6,7 +6,7 @@
  * Precedence: `not ( )` binds tightest, then `and`, then `or`; all are left-associative.
  */
 import { badRequest, type ScimType } from '../errors.ts';
-import { findSub, resolveAttribute, type AttributeDef, type ResolvedAttribute } from '../schema/attributes.ts';
+import { findSub, resolveAttribute, USER_RESOURCE, type AttributeDef, type ResolvedAttribute, type ResourceSchema } from '../schema/attributes.ts';
 import { COMPARE_OPS, type AttrPath, type CompareOp, type Filter, type FilterValue, type PatchPath } from './ast.ts';
 
 export { matchesEntry, matchesFilter } from './match.ts';
@@ -39,11 +39,14 @@ function pathOf(r: ResolvedAttribute): AttrPath {
 class Parser {
   readonly text: string;
   readonly scimType: ScimType;
+  /** Whose schemas the attribute names are resolved against. */
+  readonly resource: ResourceSchema;
   pos = 0;
 
-  constructor(text: string, scimType: ScimType) {
+  constructor(text: string, scimType: ScimType, resource: ResourceSchema) {
     this.text = text;
     this.scimType = scimType;
+    this.resource = resource;
   }
 
   fail(problem: string, at = this.pos): never {
@@ -140,7 +143,7 @@ class Parser {
   }
 
   complexAttribute(name: string, start: number): ResolvedAttribute {
-    const resolved = resolveAttribute(name);
+    const resolved = resolveAttribute(name, this.resource);
     if (!resolved) this.fail(`unknown attribute '${name}'`, start);
     if (resolved.sub !== undefined || resolved.definition.type !== 'complex') {
       this.fail(`'${name}' is not a complex attribute and cannot take a value filter`, start);
@@ -149,7 +152,7 @@ class Parser {
   }
 
   target(name: string, start: number): Target {
-    const resolved = resolveAttribute(name);
+    const resolved = resolveAttribute(name, this.resource);
     if (!resolved) this.fail(`unknown attribute '${name}'`, start);
     return { path: pathOf(resolved), def: resolved.subDefinition ?? resolved.definition, name };
   }
@@ -259,9 +262,12 @@ class Parser {
   }
 }
 
-/** Parses a filter; any problem is a 400 `invalidFilter` naming it and its position. */
-export function parseFilter(text: string): Filter {
-  const parser = new Parser(text, 'invalidFilter');
+/**
+ * Parses a filter on the resource's attributes (User unless told otherwise); any problem, an
+ * unknown attribute included, is a 400 `invalidFilter` naming it and its position.
+ */
+export function parseFilter(text: string, resource: ResourceSchema = USER_RESOURCE): Filter {
+  const parser = new Parser(text, 'invalidFilter', resource);
   parser.skipSpace();
   if (parser.pos >= text.length) parser.fail('the filter is empty');
   const filter = parser.parseOr(undefined);
@@ -269,7 +275,7 @@ export function parseFilter(text: string): Filter {
   return filter;
 }
 
-/** Parses a PATCH `path`; any problem is a 400 `invalidPath`. */
-export function parsePatchPath(text: string): PatchPath {
-  return new Parser(text, 'invalidPath').parsePatchPath();
+/** Parses a PATCH `path` on the resource's attributes (User unless told otherwise); any problem is a 400 `invalidPath`. */
+export function parsePatchPath(text: string, resource: ResourceSchema = USER_RESOURCE): PatchPath {
+  return new Parser(text, 'invalidPath', resource).parsePatchPath();
 }

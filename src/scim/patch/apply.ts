@@ -1,19 +1,21 @@
 /**
- * SCIM PATCH (RFC 7644 §3.5.2) on a User document, with the shapes IdPs really send: op names
- * in any case, path-less add/replace with plain, dotted and URN keys, value filters that create
- * the entry they name, remove by value, string booleans. All operations are applied to a copy;
- * the first failure throws and the input is untouched.
+ * SCIM PATCH (RFC 7644 §3.5.2) on a User or Group document, with the shapes IdPs really send: op
+ * names in any case, path-less add/replace with plain, dotted and URN keys, value filters that
+ * create the entry they name, remove by value (matching `value` only), members de-duplicated on
+ * their id, string booleans. All operations are applied to a copy; the first failure throws and
+ * the input is untouched. The engine only computes the new document: whether member ids exist
+ * is the provisioning core's question.
  */
 import { badRequest, ScimError } from '../errors.ts';
 import { parsePatchPath } from '../filter/parse.ts';
 import type { AttrPath, PatchPath } from '../filter/ast.ts';
-import { attributesOf, CORE_USER_SCHEMA, resolveSchemaUrn, type AttributeDef, type ScimDocument } from '../schema/attributes.ts';
+import { attributesOf, resolveSchemaUrn, USER_RESOURCE, type AttributeDef, type ResourceSchema, type ScimDocument } from '../schema/attributes.ts';
 import { definitionsOf, displayPath, prune, readAttr, withSchemas, writeAttr } from './document.ts';
 import { applyFiltered, applyToAllEntries, removeByValue, type Op } from './multiValued.ts';
 import { dedupe, getKey, isRecord, keepPrimary, normalizeSingle, normalizeValue, sameValue } from './values.ts';
-import { validateUser } from './userInput.ts';
+import { validateResource } from './input.ts';
 
-export { normalizeUserInput, validateUser } from './userInput.ts';
+export { normalizeGroupInput, normalizeInput, normalizeUserInput, validateGroup, validateResource, validateUser } from './input.ts';
 
 export const PATCH_OP_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 
@@ -66,7 +68,7 @@ function applyAttribute(doc: ScimDocument, op: Op, path: AttrPath, def: Attribut
   }
   if (def.multiValued && op === 'add') {
     const added = normalized as unknown[];
-    const merged = dedupe([...(Array.isArray(current) ? current : []), ...added]);
+    const merged = dedupe([...(Array.isArray(current) ? current : []), ...added], def);
     const primary = added.find((e) => isRecord(e) && e['primary'] === true);
     if (primary !== undefined) keepPrimary(merged, merged.findIndex((e) => sameValue(e, primary)));
     writeAttr(doc, path, merged);
@@ -94,9 +96,9 @@ function applySub(doc: ScimDocument, op: Op, path: AttrPath, def: AttributeDef, 
   writeAttr(doc, base, Object.keys(updated).length > 0 ? updated : undefined);
 }
 
-function applyAtPath(doc: ScimDocument, op: Op, target: PatchPath, value: unknown): void {
+function applyAtPath(doc: ScimDocument, op: Op, target: PatchPath, value: unknown, resource: ResourceSchema): void {
   const { path, filter, sub } = target;
-  const { def, subDef } = definitionsOf(path, sub);
+  const { def, subDef } = definitionsOf(path, sub, resource);
   const name = displayPath(path, sub);
   checkWritable(def, subDef, name);
   if (filter) {
@@ -111,16 +113,16 @@ function applyAtPath(doc: ScimDocument, op: Op, target: PatchPath, value: unknow
 }
 
 /** A path-less add/replace (or one whose path is a schema URN): each key of the value is a path. */
-function applyObject(doc: ScimDocument, op: Op, value: unknown, schema: string | undefined): void {
+function applyObject(doc: ScimDocument, op: Op, value: unknown, schema: string | undefined, resource: ResourceSchema): void {
   if (!isRecord(value)) {
     throw badRequest('invalidValue', `${op} ${schema ? `to ${schema} ` : 'without a path '}needs an object value`);
   }
   for (const [key, inner] of Object.entries(value)) {
-    const inCore = schema === undefined || schema === CORE_USER_SCHEMA;
+    const inCore = schema === undefined || schema === resource.core.id;
     if (inCore && IGNORED_KEYS.has(key.toLowerCase())) continue;
-    const urn = schema === undefined ? resolveSchemaUrn(key) : undefined;
+    const urn = schema === undefined ? resolveSchemaUrn(key, resource) : undefined;
     if (urn !== undefined) {
-      applyObject(doc, op, inner, urn);
+      applyObject(doc, op, inner, urn, resource);
       continue;
     }
     const keyPath = schema ? `${schema}:${key}` : key;
@@ -129,18 +131,18 @@ function applyObject(doc: ScimDocument, op: Op, value: unknown, schema: string |
     // an explicit path naming them is still an error.
     let target: PatchPath;
     try {
-      target = parsePatchPath(keyPath);
+      target = parsePatchPath(keyPath, resource);
     } catch (error) {
       if (error instanceof ScimError && error.scimType === 'invalidPath') continue;
       throw error;
     }
-    const { def, subDef } = definitionsOf(target.path, target.sub);
+    const { def, subDef } = definitionsOf(target.path, target.sub, resource);
     if (def.mutability === 'readOnly' || subDef?.mutability === 'readOnly') continue;
-    applyAtPath(doc, op, target, inner);
+    applyAtPath(doc, op, target, inner, resource);
   }
 }
 
-function applyOperation(doc: ScimDocument, operation: Record<string, unknown>, index: number): void {
+function applyOperation(doc: ScimDocument, operation: Record<string, unknown>, index: number, resource: ResourceSchema): void {
   const op = readOp(operation, index);
   const rawPath = getKey(operation, 'path');
   const value = getKey(operation, 'value');
@@ -150,26 +152,29 @@ function applyOperation(doc: ScimDocument, operation: Record<string, unknown>, i
   const path = typeof rawPath === 'string' ? rawPath.trim() : '';
   if (path === '') {
     if (op === 'remove') throw badRequest('noTarget', `Operations[${index}]: remove needs a path`);
-    applyObject(doc, op, value, undefined);
+    applyObject(doc, op, value, undefined, resource);
     return;
   }
-  const urn = resolveSchemaUrn(path);
-  if (urn === undefined) applyAtPath(doc, op, parsePatchPath(path), value);
-  else if (op !== 'remove') applyObject(doc, op, value, urn);
-  else if (urn === CORE_USER_SCHEMA) throw badRequest('invalidPath', 'the core schema cannot be removed');
-  else if (attributesOf(urn).every((a) => a.mutability === 'readOnly')) {
+  const urn = resolveSchemaUrn(path, resource);
+  if (urn === undefined) applyAtPath(doc, op, parsePatchPath(path, resource), value, resource);
+  else if (op !== 'remove') applyObject(doc, op, value, urn, resource);
+  else if (urn === resource.core.id) throw badRequest('invalidPath', 'the core schema cannot be removed');
+  else if (attributesOf(urn, resource).every((a) => a.mutability === 'readOnly')) {
     // Like a path naming one of its attributes: the server owns them, a client cannot remove them.
     throw badRequest('mutability', `${urn} holds only read-only attributes and cannot be removed`);
   } else delete doc[urn];
 }
 
-/** Applies a PatchOp body to a User document and returns the new document; the input is never changed. */
-export function applyPatch(doc: ScimDocument, body: unknown): ScimDocument {
+/**
+ * Applies a PatchOp body to a document of the resource type (a User unless told otherwise) and
+ * returns the new document, checked like a POST body; the input is never changed.
+ */
+export function applyPatch(doc: ScimDocument, body: unknown, resource: ResourceSchema = USER_RESOURCE): ScimDocument {
   const operations = readOperations(body);
   const working = structuredClone(doc);
-  operations.forEach((operation, index) => applyOperation(working, operation, index));
+  operations.forEach((operation, index) => applyOperation(working, operation, index, resource));
   prune(working);
-  const result = withSchemas(working);
-  validateUser(result);
+  const result = withSchemas(working, resource);
+  validateResource(result, resource);
   return result;
 }

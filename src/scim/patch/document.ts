@@ -1,9 +1,9 @@
 /**
- * Reading and writing attributes of a User document by canonical path: core attributes at the
- * top level, extension attributes inside the object keyed by the extension's URN.
+ * Reading and writing attributes of a document by canonical path: core attributes at the top
+ * level, extension attributes inside the object keyed by the extension's URN.
  */
 import { badRequest } from '../errors.ts';
-import { attributesOf, findSub, schemasFor, type AttributeDef, type ScimDocument } from '../schema/attributes.ts';
+import { attributesOf, findSub, schemasFor, type AttributeDef, type ResourceSchema, type ScimDocument } from '../schema/attributes.ts';
 import type { AttrPath } from '../filter/ast.ts';
 import { isRecord } from './values.ts';
 
@@ -14,8 +14,8 @@ export function displayPath(path: AttrPath, sub?: string): string {
 }
 
 /** The definitions of a canonical path; a path the parser produced always has them. */
-export function definitionsOf(path: AttrPath, sub?: string): { def: AttributeDef; subDef?: AttributeDef } {
-  const def = attributesOf(path.schema).find((a) => a.name === path.attr);
+export function definitionsOf(path: AttrPath, sub: string | undefined, resource: ResourceSchema): { def: AttributeDef; subDef?: AttributeDef } {
+  const def = attributesOf(path.schema, resource).find((a) => a.name === path.attr);
   const leaf = path.sub ?? sub;
   const subDef = def && leaf !== undefined ? findSub(def, leaf) : undefined;
   if (!def || (leaf !== undefined && !subDef)) throw badRequest('invalidPath', `unknown attribute ${displayPath(path, sub)}`);
@@ -67,7 +67,7 @@ export function prune(doc: ScimDocument): void {
 }
 
 /** The document with `schemas` first: the core URN plus the extensions it holds. */
-export function withSchemas(doc: ScimDocument): ScimDocument {
+export function withSchemas(doc: ScimDocument, resource: ResourceSchema): ScimDocument {
   const { schemas: _ignored, ...rest } = doc;
-  return { schemas: schemasFor(rest), ...rest };
+  return { schemas: schemasFor(rest, resource), ...rest };
 }

@@ -7,7 +7,7 @@ import { badRequest } from '../errors.ts';
 import { matchesEntry } from '../filter/match.ts';
 import type { Filter } from '../filter/ast.ts';
 import { findSub, type AttributeDef } from '../schema/attributes.ts';
-import { getKey, isRecord, keepPrimary, normalizeSingle, type Entry } from './values.ts';
+import { getKey, isRecord, keepPrimary, normalizeSingle, valueKey, type Entry } from './values.ts';
 
 export type Op = 'add' | 'replace' | 'remove';
 
@@ -78,13 +78,22 @@ export function applyToAllEntries(current: unknown, op: Op, def: AttributeDef, s
   return updated;
 }
 
-/** Remove by value (Entra's group members): drops the entries whose `value` is among those given. */
+/**
+ * Remove by value (Entra's group members): drops the entries whose `value` is among those given.
+ * Only `value` is compared (Entra adds `"$ref": null`); every item must have one. An empty list
+ * removes nothing.
+ */
 export function removeByValue(current: unknown, def: AttributeDef, value: unknown, name: string): Entry[] {
   const items = Array.isArray(value) ? value : [value];
-  const wanted = items.map((item) => (isRecord(item) ? getKey(item, 'value') : item)).filter((v) => v !== undefined && v !== null);
-  if (wanted.length === 0) throw badRequest('invalidValue', `removing from ${name} by value needs entries with a "value"`);
-  const caseExact = findSub(def, 'value')?.caseExact ?? true;
-  const fold = (v: unknown): string => (caseExact ? String(v) : String(v).toLowerCase());
-  const drop = new Set(wanted.map(fold));
-  return entriesOf(current).filter((e) => !drop.has(fold(e['value'])));
+  const valueDef = findSub(def, 'value');
+  const drop = new Set(
+    items.map((item, i) => {
+      const wanted = isRecord(item) ? getKey(item, 'value') : item;
+      if ((typeof wanted !== 'string' && typeof wanted !== 'number') || wanted === '') {
+        throw badRequest('invalidValue', `removing from ${name} by value: ${name}[${i}] needs a non-empty "value"`);
+      }
+      return valueKey(String(wanted), valueDef);
+    }),
+  );
+  return entriesOf(current).filter((e) => e['value'] === undefined || !drop.has(valueKey(e['value'], valueDef)));
 }

@@ -82,13 +82,25 @@ export function normalizeSingle(def: AttributeDef, raw: unknown, where: string):
   return normalizeScalar(def, raw, where);
 }
 
+/**
+ * One entry of a multi-valued complex attribute, which must hold its required sub-attributes
+ * (a group member's `value`): an entry without them is a 400, not silently dropped.
+ */
+function normalizeEntry(def: AttributeDef, raw: unknown, where: string): unknown {
+  const entry = normalizeSingle(def, raw, where);
+  if (def.type !== 'complex' || isEmpty(raw)) return entry;
+  const missing = def.subAttributes?.find((s) => s.required && (!isRecord(entry) || entry[s.name] === undefined));
+  if (missing) throw badRequest('invalidValue', `${where} needs a non-empty "${missing.name}" (${missing.description.replace(/\.$/, '')})`);
+  return entry;
+}
+
 /** The whole value of the attribute: a deduplicated list with at most one primary, for multi-valued ones. */
 export function normalizeValue(def: AttributeDef, raw: unknown, where: string): unknown {
   if (!def.multiValued) return normalizeSingle(def, raw, where);
   if (isEmpty(raw)) return undefined;
   const items = Array.isArray(raw) ? raw : [raw];
-  const out = items.map((item, i) => normalizeSingle(def, item, `${where}[${i}]`)).filter((v) => v !== undefined);
-  const list = dedupe(out);
+  const out = items.map((item, i) => normalizeEntry(def, item, `${where}[${i}]`)).filter((v) => v !== undefined);
+  const list = dedupe(out, def);
   const first = list.findIndex((e) => isRecord(e) && e['primary'] === true);
   if (first >= 0) keepPrimary(list, first);
   return list.length > 0 ? list : undefined;
@@ -103,11 +115,31 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/** Drops entries identical to an earlier one. */
-export function dedupe(list: unknown[]): unknown[] {
+/**
+ * The sub-attribute that identifies an entry of a multi-valued attribute, if any: an immutable
+ * `value` (a group member's id). Such entries are added and removed, never edited, so two
+ * entries with the same value are the same entry.
+ */
+export function identityOf(def: AttributeDef): AttributeDef | undefined {
+  const value = findSub(def, 'value');
+  return def.multiValued && value?.mutability === 'immutable' ? value : undefined;
+}
+
+/** How an entry's value compares: as it is when the sub-attribute is caseExact, else lower-cased. */
+export function valueKey(value: unknown, def: AttributeDef | undefined): string {
+  const text = typeof value === 'string' ? value : canonicalJson(value);
+  return def?.caseExact === false ? text.toLowerCase() : text;
+}
+
+/**
+ * Drops entries identical to an earlier one; when `def` says its entries are identified by
+ * their value (group members), entries whose value an earlier entry has. The first one stays.
+ */
+export function dedupe(list: unknown[], def?: AttributeDef): unknown[] {
+  const identity = def && identityOf(def);
   const seen = new Set<string>();
   return list.filter((item) => {
-    const key = canonicalJson(item);
+    const key = identity && isRecord(item) && item[identity.name] !== undefined ? `=${valueKey(item[identity.name], identity)}` : canonicalJson(item);
     if (seen.has(key)) return false;
     seen.add(key);
     return true;

@@ -1,32 +1,45 @@
 /**
- * The User schemas as data, their /Schemas rendering (RFC 7643 §7), and the one place that turns
- * an attribute path as a client spells it into canonical names and definitions.
+ * The schemas as data, their /Schemas rendering (RFC 7643 §7), and the one place that turns an
+ * attribute path as a client spells it into canonical names and definitions, for each resource
+ * type (User by default, Group).
  */
-import { CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, MATRIX_USER_SCHEMA } from './urns.ts';
-import { COMMON_ATTRIBUTES, CORE_USER } from './coreUser.ts';
-import { ENTERPRISE_USER, MATRIX_USER } from './extensions.ts';
+import { CORE_GROUP_SCHEMA, CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, MATRIX_USER_SCHEMA } from './urns.ts';
+import { COMMON_ATTRIBUTES } from './coreUser.ts';
+import { coreUrnsOf, RESOURCES, USER_RESOURCE, type ResourceSchema } from './resources.ts';
 import { findSub, type AttributeDef, type SchemaDef, type ScimDocument } from './types.ts';
 
 export type { AttributeDef, AttributeType, Mutability, Returned, SchemaDef, ScimDocument, Uniqueness } from './types.ts';
+export type { ResourceSchema } from './resources.ts';
 export { findSub } from './types.ts';
-export { CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, MATRIX_USER_SCHEMA };
+export { GROUP_RESOURCE, RESOURCES, USER_RESOURCE } from './resources.ts';
+export { CORE_GROUP_SCHEMA, CORE_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, MATRIX_USER_SCHEMA };
 
 export const SCHEMA_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:Schema';
 
 /** The schemas of the User resource: the core schema first, then its extensions. */
-export const USER_SCHEMAS: readonly SchemaDef[] = [CORE_USER, ENTERPRISE_USER, MATRIX_USER];
+export const USER_SCHEMAS: readonly SchemaDef[] = [USER_RESOURCE.core, ...USER_RESOURCE.extensions];
 
-/** The extension schemas, in the order `schemas` lists them. */
-export const USER_EXTENSIONS: readonly SchemaDef[] = [ENTERPRISE_USER, MATRIX_USER];
+/** The User extension schemas, in the order `schemas` lists them. */
+export const USER_EXTENSIONS: readonly SchemaDef[] = USER_RESOURCE.extensions;
 
-/** Spellings of the core URN that clients send; OneLogin uses the pre-RFC `urn:scim:schemas:core:2.0`. */
-const CORE_ALIASES = [CORE_USER_SCHEMA, 'urn:scim:schemas:core:2.0:User', 'urn:scim:schemas:core:2.0'];
+interface UrnPrefix {
+  urn: string;
+  schema: string;
+}
 
-/** Every URN a path may start with, longest first so that a longer URN wins over its prefix. */
-const URN_PREFIXES: { urn: string; schema: string }[] = [
-  ...CORE_ALIASES.map((urn) => ({ urn, schema: CORE_USER_SCHEMA })),
-  ...USER_EXTENSIONS.map((s) => ({ urn: s.id, schema: s.id })),
-].sort((a, b) => b.urn.length - a.urn.length);
+const prefixCache = new WeakMap<ResourceSchema, UrnPrefix[]>();
+
+/** Every URN a path of the resource may start with, longest first so that a longer URN wins over its prefix. */
+function urnPrefixes(resource: ResourceSchema): UrnPrefix[] {
+  const cached = prefixCache.get(resource);
+  if (cached) return cached;
+  const prefixes = [
+    ...coreUrnsOf(resource).map((urn) => ({ urn, schema: resource.core.id })),
+    ...resource.extensions.map((s) => ({ urn: s.id, schema: s.id })),
+  ].sort((a, b) => b.urn.length - a.urn.length);
+  prefixCache.set(resource, prefixes);
+  return prefixes;
+}
 
 export interface ResolvedAttribute {
   /** The extension's URN; absent for core and common attributes. */
@@ -41,43 +54,44 @@ export interface ResolvedAttribute {
   subDefinition?: AttributeDef;
 }
 
-/** The canonical URN of a User schema (core, its aliases, or an extension), ignoring case. */
-export function resolveSchemaUrn(text: string): string | undefined {
+/** The canonical URN of one of the resource's schemas (core, its aliases, or an extension), ignoring case. */
+export function resolveSchemaUrn(text: string, resource: ResourceSchema = USER_RESOURCE): string | undefined {
   const wanted = text.trim().toLowerCase();
-  return URN_PREFIXES.find((p) => p.urn.toLowerCase() === wanted)?.schema;
+  return urnPrefixes(resource).find((p) => p.urn.toLowerCase() === wanted)?.schema;
 }
 
-/** The attributes a schema defines; for the core schema, the common attributes too. */
-export function attributesOf(schema: string | undefined): AttributeDef[] {
-  if (schema === undefined || schema === CORE_USER_SCHEMA) return [...COMMON_ATTRIBUTES, ...CORE_USER.attributes];
-  return USER_EXTENSIONS.find((s) => s.id === schema)?.attributes ?? [];
+/** The attributes a schema of the resource defines; for the core schema (or none), the common attributes too. */
+export function attributesOf(schema: string | undefined, resource: ResourceSchema = USER_RESOURCE): AttributeDef[] {
+  if (schema === undefined || schema === resource.core.id) return [...COMMON_ATTRIBUTES, ...resource.core.attributes];
+  return resource.extensions.find((s) => s.id === schema)?.attributes ?? [];
 }
 
-function findAttribute(schema: string | undefined, name: string): AttributeDef | undefined {
+function findAttribute(schema: string | undefined, name: string, resource: ResourceSchema): AttributeDef | undefined {
   const wanted = name.toLowerCase();
-  return attributesOf(schema).find((a) => a.name.toLowerCase() === wanted);
+  return attributesOf(schema, resource).find((a) => a.name.toLowerCase() === wanted);
 }
 
-function splitUrn(path: string): { schema: string | undefined; rest: string } | undefined {
+function splitUrn(path: string, resource: ResourceSchema): { schema: string | undefined; rest: string } | undefined {
   const lower = path.toLowerCase();
-  const prefix = URN_PREFIXES.find((p) => lower.startsWith(`${p.urn.toLowerCase()}:`));
+  const prefix = urnPrefixes(resource).find((p) => lower.startsWith(`${p.urn.toLowerCase()}:`));
   if (prefix) return { schema: prefix.schema, rest: path.slice(prefix.urn.length + 1) };
   return lower.startsWith('urn:') ? undefined : { schema: undefined, rest: path };
 }
 
 /**
- * Resolves `userName`, `name.givenName`, `emails.value`, `urn:…:enterprise:2.0:User:manager.value`
- * and the like, ignoring case. Undefined when the path names nothing this server knows.
+ * Resolves `userName`, `name.givenName`, `emails.value`, `urn:…:enterprise:2.0:User:manager.value`,
+ * `members.value` and the like, ignoring case, against the resource's schemas. Undefined when the
+ * path names nothing this server knows.
  */
-export function resolveAttribute(path: string): ResolvedAttribute | undefined {
-  const split = splitUrn(path.trim());
+export function resolveAttribute(path: string, resource: ResourceSchema = USER_RESOURCE): ResolvedAttribute | undefined {
+  const split = splitUrn(path.trim(), resource);
   if (!split) return undefined;
   const parts = split.rest.split('.');
   if (parts.length > 2 || parts.some((p) => p === '')) return undefined;
   const [attrName = '', subName] = parts;
-  const definition = findAttribute(split.schema, attrName);
+  const definition = findAttribute(split.schema, attrName, resource);
   if (!definition) return undefined;
-  const schema = split.schema === CORE_USER_SCHEMA ? undefined : split.schema;
+  const schema = split.schema === resource.core.id ? undefined : split.schema;
   const base = { ...(schema ? { schema } : {}), attr: definition.name, definition };
   if (subName === undefined) return base;
   const subDefinition = findSub(definition, subName);
@@ -91,12 +105,12 @@ export function targetOf(resolved: ResolvedAttribute): AttributeDef {
 }
 
 /** `schemas` for a document: the core URN plus the extensions that hold a value. */
-export function schemasFor(doc: ScimDocument): string[] {
-  const present = USER_EXTENSIONS.filter((s) => {
+export function schemasFor(doc: ScimDocument, resource: ResourceSchema = USER_RESOURCE): string[] {
+  const present = resource.extensions.filter((s) => {
     const value = doc[s.id];
     return typeof value === 'object' && value !== null && Object.keys(value).length > 0;
   });
-  return [CORE_USER_SCHEMA, ...present.map((s) => s.id)];
+  return [resource.core.id, ...present.map((s) => s.id)];
 }
 
 function renderAttribute(def: AttributeDef): Record<string, unknown> {
@@ -116,9 +130,9 @@ function renderAttribute(def: AttributeDef): Record<string, unknown> {
   };
 }
 
-/** The Schema resources served at /Schemas (RFC 7643 §7). */
+/** The Schema resources served at /Schemas (RFC 7643 §7): every schema of every resource type. */
 export function schemaDocuments(baseUrl: string): ScimDocument[] {
-  return USER_SCHEMAS.map((schema) => ({
+  return RESOURCES.flatMap((r) => [r.core, ...r.extensions]).map((schema) => ({
     schemas: [SCHEMA_SCHEMA],
     id: schema.id,
     name: schema.name,

@@ -1,0 +1,235 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
+import { GROUP_RESOURCE } from '../scim/schema/attributes.ts';
+import { filterToSql, groupMapping, sortExpression } from './filterSql.ts';
+import { openJournalIn, type Database, type GroupsTable } from './tables.ts';
+import type {
+  GroupApplied,
+  GroupListQuery,
+  GroupMember,
+  GroupRecord,
+  GroupState,
+  GroupStore,
+  RoomMembership,
+  UserState,
+} from './types.ts';
+
+const GROUPS = groupMapping(GROUP_RESOURCE);
+/** SQLite allows this many bound parameters in one statement, with room to spare. */
+const CHUNK = 500;
+
+function chunks<T>(items: T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
+  return out;
+}
+
+function toRecord(row: Selectable<GroupsTable>): GroupRecord {
+  return {
+    id: row.id,
+    displayName: row.display_name,
+    externalId: row.external_id,
+    document: JSON.parse(row.document) as Record<string, unknown>,
+    version: row.version,
+    created: row.created,
+    lastModified: row.last_modified,
+    state: row.state as GroupState,
+    applied: JSON.parse(row.applied) as GroupApplied,
+  };
+}
+
+function toRow(group: GroupRecord): GroupsTable {
+  return {
+    id: group.id,
+    display_name: group.displayName,
+    display_name_lower: group.displayName.toLowerCase(),
+    external_id: group.externalId,
+    document: JSON.stringify(group.document),
+    version: group.version,
+    created: group.created,
+    last_modified: group.lastModified,
+    state: group.state,
+    applied: JSON.stringify(group.applied),
+  };
+}
+
+/** Groups, their members and the room memberships applied for them, in SQLite. */
+export class SqliteGroupStore implements GroupStore {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async get(id: string): Promise<GroupRecord | undefined> {
+    const row = await this.#db.selectFrom('groups').selectAll().where('id', '=', id).where('state', '=', 'active').executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async getAnyState(id: string): Promise<GroupRecord | undefined> {
+    const row = await this.#db.selectFrom('groups').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async findByDisplayName(displayName: string): Promise<GroupRecord | undefined> {
+    const row = await this.#db
+      .selectFrom('groups')
+      .selectAll()
+      .where('display_name_lower', '=', displayName.toLowerCase())
+      .where('state', '=', 'active')
+      .executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async list(query: GroupListQuery): Promise<{ totalResults: number; groups: GroupRecord[] }> {
+    let base = this.#db.selectFrom('groups').where('state', '=', 'active');
+    if (query.filter) base = base.where(filterToSql(GROUPS, query.filter));
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    let page = base.selectAll();
+    if (query.sort) {
+      const key = sortExpression(GROUPS, query.sort.path);
+      page = page.orderBy(sql`${key} IS NULL`).orderBy(key, query.sort.descending ? 'desc' : 'asc');
+    }
+    const rows =
+      query.count > 0
+        ? await page
+            .orderBy('created')
+            .orderBy('id')
+            .limit(query.count)
+            .offset(Math.max(0, query.startIndex - 1))
+            .execute()
+        : [];
+    return { totalResults: Number(total.n), groups: rows.map(toRecord) };
+  }
+
+  async members(groupId: string): Promise<GroupMember[]> {
+    const rows = await this.#db
+      .selectFrom('group_members')
+      .innerJoin('users', 'users.id', 'group_members.user_id')
+      .select(['users.id', 'users.user_name', 'users.display_name', 'users.matrix_id', 'users.state', 'users.active'])
+      .where('group_members.group_id', '=', groupId)
+      .orderBy('users.created')
+      .orderBy('users.id')
+      .execute();
+    return rows.map((r) => ({
+      userId: r.id,
+      userName: r.user_name,
+      displayName: r.display_name,
+      matrixId: r.matrix_id,
+      userState: r.state as UserState,
+      active: r.active === 1,
+    }));
+  }
+
+  async memberIds(groupIds: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>(groupIds.map((id) => [id, []]));
+    for (const part of chunks(groupIds)) {
+      const rows = await this.#db
+        .selectFrom('group_members')
+        .select(['group_id', 'user_id'])
+        .where('group_id', 'in', part)
+        .orderBy('group_id')
+        .orderBy('user_id')
+        .execute();
+      for (const row of rows) out.get(row.group_id)?.push(row.user_id);
+    }
+    return out;
+  }
+
+  async groupsOf(userId: string): Promise<{ id: string; displayName: string }[]> {
+    const rows = await this.#db
+      .selectFrom('group_members')
+      .innerJoin('groups', 'groups.id', 'group_members.group_id')
+      .select(['groups.id', 'groups.display_name'])
+      .where('group_members.user_id', '=', userId)
+      .where('groups.state', '=', 'active')
+      .orderBy('groups.display_name_lower')
+      .execute();
+    return rows.map((r) => ({ id: r.id, displayName: r.display_name }));
+  }
+
+  async existingUsers(userIds: string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (const part of chunks([...new Set(userIds)])) {
+      const rows = await this.#db
+        .selectFrom('users')
+        .select('id')
+        .where('id', 'in', part)
+        .where('state', 'in', ['pending', 'provisioned'])
+        .execute();
+      for (const row of rows) found.add(row.id);
+    }
+    return found;
+  }
+
+  async insert(group: GroupRecord, memberIds: string[]): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      await trx.insertInto('groups').values(toRow(group)).execute();
+      for (const part of chunks([...new Set(memberIds)])) {
+        await trx
+          .insertInto('group_members')
+          .values(part.map((userId) => ({ group_id: group.id, user_id: userId })))
+          .execute();
+      }
+      await openJournalIn(trx, group.id, 'group-sync');
+    });
+  }
+
+  async update(group: GroupRecord, expectedVersion: number, change: { add: string[]; remove: string[] }): Promise<boolean> {
+    return this.#db.transaction().execute(async (trx) => {
+      const result = await trx
+        .updateTable('groups')
+        .set(toRow(group))
+        .where('id', '=', group.id)
+        .where('version', '=', expectedVersion)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) return false;
+      for (const part of chunks(change.remove)) {
+        await trx.deleteFrom('group_members').where('group_id', '=', group.id).where('user_id', 'in', part).execute();
+      }
+      for (const part of chunks(change.add)) {
+        await trx
+          .insertInto('group_members')
+          .values(part.map((userId) => ({ group_id: group.id, user_id: userId })))
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+      }
+      await openJournalIn(trx, group.id, group.state === 'active' ? 'group-sync' : 'group-delete');
+      return true;
+    });
+  }
+
+  async saveApplied(id: string, applied: GroupApplied, state?: GroupState): Promise<void> {
+    await this.#db
+      .updateTable('groups')
+      .set({ applied: JSON.stringify(applied), ...(state ? { state } : {}) })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  async removeUserEverywhere(userId: string): Promise<string[]> {
+    return this.#db.transaction().execute(async (trx) => {
+      const rows = await trx.selectFrom('group_members').select('group_id').where('user_id', '=', userId).execute();
+      await trx.deleteFrom('group_members').where('user_id', '=', userId).execute();
+      for (const row of rows) await openJournalIn(trx, row.group_id, 'group-sync');
+      return rows.map((r) => r.group_id);
+    });
+  }
+
+  async roomMembers(groupId: string, roomId: string): Promise<Map<string, RoomMembership>> {
+    const rows = await this.#db
+      .selectFrom('room_members')
+      .select(['matrix_id', 'state'])
+      .where('group_id', '=', groupId)
+      .where('room_id', '=', roomId)
+      .execute();
+    return new Map(rows.map((r) => [r.matrix_id, r.state as RoomMembership]));
+  }
+
+  async setRoomMember(groupId: string, roomId: string, matrixId: string, state: RoomMembership): Promise<void> {
+    await this.#db
+      .insertInto('room_members')
+      .values({ group_id: groupId, room_id: roomId, matrix_id: matrixId, state })
+      .onConflict((oc) => oc.columns(['group_id', 'room_id', 'matrix_id']).doUpdateSet({ state }))
+      .execute();
+  }
+}

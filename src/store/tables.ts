@@ -1,0 +1,162 @@
+import { sql, type Generated, type Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
+import type { JournalAction } from './types.ts';
+
+/** The tables of the bridge's database, their migrations, and the journal write every store shares. */
+export interface UsersTable {
+  id: string;
+  user_name: string;
+  user_name_lower: string;
+  external_id: string | null;
+  matrix_id: string;
+  display_name: string | null;
+  display_name_lower: string | null;
+  active: number;
+  document: string;
+  version: number;
+  created: string;
+  last_modified: string;
+  state: string;
+  acknowledged: number;
+  applied: string;
+}
+
+export interface JournalTable {
+  id: Generated<number>;
+  resource_id: string;
+  action: string;
+  attempts: number;
+  not_before: string;
+  last_error: string | null;
+  created: string;
+  /** Bumped each time the entry is opened again, so that a worker finishing older work does not close it. */
+  generation: Generated<number>;
+}
+
+export interface GroupsTable {
+  id: string;
+  display_name: string;
+  display_name_lower: string;
+  external_id: string | null;
+  document: string;
+  version: number;
+  created: string;
+  last_modified: string;
+  state: string;
+  applied: string;
+}
+
+export interface GroupMembersTable {
+  group_id: string;
+  user_id: string;
+}
+
+export interface RoomMembersTable {
+  group_id: string;
+  room_id: string;
+  matrix_id: string;
+  state: string;
+}
+
+export interface Database {
+  users: UsersTable;
+  journal: JournalTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  room_members: RoomMembersTable;
+}
+
+export const migrations: Record<string, Migration> = {
+  '0001_users_and_journal': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_name', 'text', (c) => c.notNull())
+        .addColumn('user_name_lower', 'text', (c) => c.notNull())
+        .addColumn('external_id', 'text')
+        .addColumn('matrix_id', 'text', (c) => c.notNull().unique())
+        .addColumn('display_name', 'text')
+        .addColumn('display_name_lower', 'text')
+        .addColumn('active', 'integer', (c) => c.notNull())
+        .addColumn('document', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('created', 'text', (c) => c.notNull())
+        .addColumn('last_modified', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('acknowledged', 'integer', (c) => c.notNull())
+        .addColumn('applied', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute();
+      // userName is unique among the users SCIM can see; deleted users keep their
+      // Matrix ID (unique above) so that it is never handed to someone else.
+      await sql`CREATE UNIQUE INDEX users_user_name_live ON users (user_name_lower) WHERE state IN ('pending', 'provisioned')`.execute(db);
+      await db.schema.createIndex('users_user_name_lower').on('users').column('user_name_lower').execute();
+      await db.schema.createIndex('users_external_id').on('users').column('external_id').execute();
+      await db.schema.createIndex('users_display_name_lower').on('users').column('display_name_lower').execute();
+      // The listing order. Deliberately without state: an index led by the (unselective)
+      // state would be preferred over the userName index for filters like userName sw.
+      await db.schema.createIndex('users_created').on('users').columns(['created', 'id']).execute();
+      await db.schema
+        .createTable('journal')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('resource_id', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('not_before', 'text', (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('created', 'text', (c) => c.notNull())
+        .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(0))
+        .addUniqueConstraint('journal_resource_action', ['resource_id', 'action'])
+        .execute();
+      await db.schema.createIndex('journal_due').on('journal').column('not_before').execute();
+    },
+  },
+  '0002_groups': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('groups')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('display_name', 'text', (c) => c.notNull())
+        .addColumn('display_name_lower', 'text', (c) => c.notNull())
+        .addColumn('external_id', 'text')
+        .addColumn('document', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('created', 'text', (c) => c.notNull())
+        .addColumn('last_modified', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('applied', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute();
+      // displayName is unique among live groups: IdPs find groups by it.
+      await sql`CREATE UNIQUE INDEX groups_display_name_live ON groups (display_name_lower) WHERE state = 'active'`.execute(db);
+      await db.schema.createIndex('groups_external_id').on('groups').column('external_id').execute();
+      await db.schema.createIndex('groups_created').on('groups').columns(['created', 'id']).execute();
+      await db.schema
+        .createTable('group_members')
+        .addColumn('group_id', 'text', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('group_members_pk', ['group_id', 'user_id'])
+        .execute();
+      await db.schema.createIndex('group_members_user').on('group_members').columns(['user_id', 'group_id']).execute();
+      // What the bridge did in each room, so that a restart resumes and nothing is done twice.
+      await db.schema
+        .createTable('room_members')
+        .addColumn('group_id', 'text', (c) => c.notNull())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('matrix_id', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('room_members_pk', ['group_id', 'room_id', 'matrix_id'])
+        .execute();
+    },
+  },
+};
+
+export async function openJournalIn(db: Kysely<Database>, resourceId: string, action: JournalAction): Promise<void> {
+  const now = new Date().toISOString();
+  await db
+    .insertInto('journal')
+    .values({ resource_id: resourceId, action, attempts: 0, not_before: now, last_error: null, created: now })
+    .onConflict((oc) =>
+      oc.columns(['resource_id', 'action']).doUpdateSet((eb) => ({ not_before: now, generation: eb('journal.generation', '+', 1) })),
+    )
+    .execute();
+}
