@@ -10,13 +10,14 @@
  * - `bulkId:x` is resolved in the path and in every string inside `data` that is exactly
  *   `bulkId:x` (e.g. a manager's value); a bulkId no POST in the request declares, or whose
  *   POST failed, fails the operation with 409 naming it.
- * - `/Groups` is a valid SCIM endpoint this bridge does not serve: 404, as a direct request
- *   would get. Any other path that does not fit the method is 400 invalidPath.
+ * - Operations target /Users and /Groups; any other path, or one that does not fit the
+ *   method, is 400 invalidPath.
  * - The response lists the processed operations in request order; with `failOnErrors` the
  *   operations after the stop are left out.
  */
 import { ScimError, badRequest } from './errors.ts';
-import { normalizeUserInput } from './patch/apply.ts';
+import { normalizeInput } from './patch/apply.ts';
+import { GROUP_RESOURCE, USER_RESOURCE, type ResourceSchema } from './schema/attributes.ts';
 import { getKey, isRecord } from './patch/values.ts';
 import { logger } from '../log.ts';
 
@@ -39,7 +40,11 @@ export interface BulkTarget {
 
 export interface BulkTargets {
   Users: BulkTarget;
+  Groups: BulkTarget;
 }
+
+type Endpoint = keyof BulkTargets;
+const RESOURCE_OF: Record<Endpoint, ResourceSchema> = { Users: USER_RESOURCE, Groups: GROUP_RESOURCE };
 
 type Method = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 const METHODS: readonly Method[] = ['POST', 'PUT', 'PATCH', 'DELETE'];
@@ -59,6 +64,8 @@ interface Outcome {
   status: number;
   /** Resource id the operation acted on, when known (for `location`). */
   id?: string;
+  /** The endpoint it acted on, for `location`. */
+  endpoint: Endpoint;
   version?: number;
   error?: ScimError;
 }
@@ -101,21 +108,21 @@ function readOperation(value: unknown): RawOperation {
   };
 }
 
-/** Parses `path` for the method: `/Users` for POST, `/Users/{id}` otherwise. Returns the id (undefined for POST). */
-function parsePath(method: Method, path: unknown): { resource: 'Users'; id: string | undefined } {
-  if (typeof path !== 'string') throw badRequest('invalidPath', 'path is required: /Users or /Users/{id}');
+/** Parses `path` for the method: `/Users` or `/Groups` for POST, with `/{id}` otherwise. */
+function parsePath(method: Method, path: unknown): { resource: Endpoint; id: string | undefined } {
+  if (typeof path !== 'string') throw badRequest('invalidPath', 'path is required: /Users, /Groups, /Users/{id} or /Groups/{id}');
   const match = /^\/([^/?#]+)(?:\/([^/?#]+))?$/.exec(path);
   const endpoint = match?.[1]?.toLowerCase();
-  if (endpoint === 'groups') throw new ScimError(404, `${path}: this service provider has no Groups endpoint`);
-  if (!match || endpoint !== 'users') throw badRequest('invalidPath', `${path}: bulk operations must target /Users`);
+  const resource: Endpoint | undefined = endpoint === 'users' ? 'Users' : endpoint === 'groups' ? 'Groups' : undefined;
+  if (!match || !resource) throw badRequest('invalidPath', `${path}: bulk operations must target /Users or /Groups`);
   const rawId = match[2];
   if (method === 'POST') {
-    if (rawId !== undefined) throw badRequest('invalidPath', `${path}: POST must target /Users, without an id`);
-    return { resource: 'Users', id: undefined };
+    if (rawId !== undefined) throw badRequest('invalidPath', `${path}: POST must target /${resource}, without an id`);
+    return { resource, id: undefined };
   }
-  if (rawId === undefined) throw badRequest('invalidPath', `${path}: ${method} must target /Users/{id}`);
+  if (rawId === undefined) throw badRequest('invalidPath', `${path}: ${method} must target /${resource}/{id}`);
   try {
-    return { resource: 'Users', id: decodeURIComponent(rawId) };
+    return { resource, id: decodeURIComponent(rawId) };
   } catch {
     throw badRequest('invalidPath', `${path}: the id is not validly percent-encoded`);
   }
@@ -197,6 +204,7 @@ class BulkRun {
   async #execute(index: number): Promise<Outcome> {
     const op = this.#ops[index];
     let id: string | undefined;
+    let endpoint: Endpoint = 'Users';
     try {
       if (!op?.raw) throw badRequest('invalidSyntax', 'each operation must be a JSON object');
       const { raw, method } = op;
@@ -204,31 +212,33 @@ class BulkRun {
       const m = method;
       if (getKey(raw, 'bulkId') !== undefined && op.bulkId === undefined) throw badRequest('invalidSyntax', 'bulkId must be a string');
       const target = parsePath(m, getKey(raw, 'path'));
-      const users = this.#targets[target.resource];
+      const backend = this.#targets[target.resource];
+      endpoint = target.resource;
+      const normalize = (data: Record<string, unknown>) => normalizeInput(data, RESOURCE_OF[endpoint]);
       if (m === 'POST') {
         if (op.bulkId === undefined) throw badRequest('invalidSyntax', 'POST operations need a bulkId');
         if (this.#declared.get(op.bulkId) !== index) throw badRequest('invalidSyntax', `bulkId ${op.bulkId} is declared by more than one POST`);
         const data = (await this.#resolveDeep(requireData(m, raw))) as Record<string, unknown>;
-        const created = await users.create(normalizeUserInput(data));
-        return { status: 201, id: created.id, version: created.version };
+        const created = await backend.create(normalize(data));
+        return { status: 201, id: created.id, endpoint, version: created.version };
       }
       id = await this.#resolveId(target.id ?? '');
       const ifMatch = readVersion(raw);
       if (m === 'DELETE') {
-        await users.delete(id, ifMatch);
-        return { status: 204, id };
+        await backend.delete(id, ifMatch);
+        return { status: 204, id, endpoint };
       }
       const data = (await this.#resolveDeep(requireData(m, raw))) as Record<string, unknown>;
       const done =
         m === 'PUT'
-          ? await users.replace(id, normalizeUserInput(data), ifMatch)
-          : await users.patch(id, data, ifMatch);
-      return { status: 200, id: done.id, version: done.version };
+          ? await backend.replace(id, normalize(data), ifMatch)
+          : await backend.patch(id, data, ifMatch);
+      return { status: 200, id: done.id, endpoint, version: done.version };
     } catch (error) {
       if (error instanceof Stopped) throw error;
-      if (error instanceof ScimError) return { status: error.status, error, ...(id !== undefined ? { id } : {}) };
+      if (error instanceof ScimError) return { status: error.status, error, endpoint, ...(id !== undefined ? { id } : {}) };
       log.error(`bulk operation ${index} (${op?.method ?? '?'}) failed`, error);
-      return { status: 500, error: internalError(), ...(id !== undefined ? { id } : {}) };
+      return { status: 500, error: internalError(), endpoint, ...(id !== undefined ? { id } : {}) };
     }
   }
 
@@ -276,7 +286,7 @@ class BulkRun {
       ...(op.method !== undefined ? { method: op.method } : {}),
       ...(op.bulkId !== undefined ? { bulkId: op.bulkId } : {}),
       ...(outcome.version !== undefined && !outcome.error ? { version: `W/"${outcome.version}"` } : {}),
-      ...(outcome.id !== undefined ? { location: `${this.#baseUrl}/Users/${encodeURIComponent(outcome.id)}` } : {}),
+      ...(outcome.id !== undefined ? { location: `${this.#baseUrl}/${outcome.endpoint}/${encodeURIComponent(outcome.id)}` } : {}),
       status: String(outcome.status),
       ...(outcome.error ? { response: outcome.error.toJSON() } : {}),
     };

@@ -197,7 +197,14 @@ export function scimRouter(options: ScimRouterOptions): Router {
       patch: (id, body, version) => users.patch(id, body, ctxSource, version),
       delete: (id, version) => users.delete(id, ctxSource, version),
     };
-    sendScim(ctx, 200, await runBulk(await readJsonBody(ctx), { Users: target }, base()));
+    const groups = options.groups;
+    const groupTarget: BulkTarget = {
+      create: (input) => groups.create(input, ctxSource),
+      replace: (id, input, version) => groups.replace(id, input, ctxSource, version),
+      patch: (id, body, version) => groups.patch(id, body, ctxSource, version),
+      delete: (id, version) => groups.delete(id, ctxSource, version),
+    };
+    sendScim(ctx, 200, await runBulk(await readJsonBody(ctx), { Users: target, Groups: groupTarget }, base()));
   });
   return router;
 }

@@ -19,6 +19,14 @@ interface Stored {
 /** Users in a Map, with the checks the real backend makes that bulk must pass on. */
 class MemoryUsers implements BulkTarget {
   readonly users = new Map<string, Stored>();
+  /** The attribute a create needs and keeps unique (userName; displayName for groups). */
+  readonly #key: string;
+  readonly #prefix: string;
+
+  constructor(key = 'userName', prefix = 'u') {
+    this.#key = key;
+    this.#prefix = prefix;
+  }
   readonly calls: { op: string; id?: string; ifMatch?: string | undefined; body?: unknown }[] = [];
   /** When set, the next call throws this plain Error (a bug, not a SCIM error). */
   crash: Error | undefined;
@@ -35,11 +43,11 @@ class MemoryUsers implements BulkTarget {
   async create(input: Record<string, unknown>): Promise<{ id: string; version: number }> {
     this.calls.push({ op: 'create', body: input });
     if (this.crash) throw this.crash;
-    if (typeof input['userName'] !== 'string') throw new ScimError(400, 'userName is required', 'invalidValue');
+    if (typeof input[this.#key] !== 'string') throw new ScimError(400, `${this.#key} is required`, 'invalidValue');
     for (const stored of this.users.values()) {
-      if (stored.doc['userName'] === input['userName']) throw conflict(`userName ${String(input['userName'])} is taken`);
+      if (stored.doc[this.#key] === input[this.#key]) throw conflict(`${this.#key} ${String(input[this.#key])} is taken`);
     }
-    const id = `u-${this.#next++}`;
+    const id = `${this.#prefix}-${this.#next++}`;
     this.users.set(id, { doc: input, version: 1 });
     return { id, version: 1 };
   }
@@ -72,14 +80,18 @@ const deactivate = { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
 
 type Op = Record<string, unknown> & { response?: Record<string, unknown> };
 
-async function run(body: unknown, users = new MemoryUsers()): Promise<{ ops: Op[]; users: MemoryUsers; response: Record<string, unknown> }> {
-  const response = await runBulk(body, { Users: users }, BASE);
-  return { ops: response['Operations'] as Op[], users, response };
+async function run(
+  body: unknown,
+  users = new MemoryUsers(),
+  groups = new MemoryUsers('displayName', 'g'),
+): Promise<{ ops: Op[]; users: MemoryUsers; groups: MemoryUsers; response: Record<string, unknown> }> {
+  const response = await runBulk(body, { Users: users, Groups: groups }, BASE);
+  return { ops: response['Operations'] as Op[], users, groups, response };
 }
 
 async function rejection(body: unknown, users = new MemoryUsers()): Promise<ScimError> {
   try {
-    await runBulk(body, { Users: users }, BASE);
+    await runBulk(body, { Users: users, Groups: new MemoryUsers('displayName', 'g') }, BASE);
   } catch (error) {
     expect(error).to.be.instanceOf(ScimError);
     return error as ScimError;
@@ -230,9 +242,16 @@ describe('SCIM bulk requests', () => {
       expect(ops).to.have.length(5);
     });
 
-    it('fails an operation on /Groups with 404: the endpoint does not exist here', async () => {
-      const { ops } = await run(bulk([{ method: 'POST', path: '/Groups', bulkId: 'g', data: { displayName: 'Admins' } }]));
-      expect(ops[0]).to.include({ method: 'POST', bulkId: 'g', status: '404' });
+    it('creates a group whose member is a user created in the same request', async () => {
+      const { ops, groups } = await run(
+        bulk([
+          { method: 'POST', path: '/Groups', bulkId: 'g', data: { displayName: 'Admins', members: [{ value: 'bulkId:u' }] } },
+          post('u', { userName: 'ann' }),
+        ]),
+      );
+      expect(ops[0]).to.include({ method: 'POST', bulkId: 'g', status: '201', location: `${BASE}/Groups/g-1` });
+      expect(ops[1]).to.include({ status: '201', location: `${BASE}/Users/u-1` });
+      expect(groups.users.get('g-1')?.doc['members']).to.deep.equal([{ value: 'u-1' }]);
     });
 
     it('fails a POST without bulkId, an unknown method and a missing data with 400 invalidSyntax', async () => {
