@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** A room ID (`!opaque:server`, or just `!opaque` from room version 12 on) or an alias (`#name:server`). */
+const ROOM_REFERENCE = /^(![^\s]+|#[^\s:]+:[^\s]+)$/;
+
 /**
  * The bridge's configuration, validated once at start-up. Every key is described here;
  * config/config.sample.yaml documents the same keys for operators. `.strict()` everywhere
@@ -77,7 +80,7 @@ export const configSchema = z
       .object({
         room: z
           .string()
-          .regex(/^[!#].+:.+$/, 'must be a room ID (!id:server) or an alias (#alias:server)')
+          .regex(ROOM_REFERENCE, 'must be a room ID (!id) or an alias (#alias:server)')
           .optional()
           .describe('room ID or alias of the admin room; an alias that does not exist yet is created'),
         operators: z.array(z.string().regex(/^@.+:.+$/, 'must be a Matrix user ID')).default([]).describe('invited to the admin room'),
@@ -141,7 +144,7 @@ export const configSchema = z
             z
               .object({
                 displayName: z.string().min(1).describe('the SCIM group (by displayName, any case) to link'),
-                rooms: z.array(z.string().regex(/^[!#].+:.+$/, 'must be a room ID or alias')).min(1).describe('existing rooms or spaces its members join'),
+                rooms: z.array(z.string().regex(ROOM_REFERENCE, 'must be a room ID (!id) or an alias (#alias:server)')).min(1).describe('existing rooms or spaces its members join'),
                 powerLevel: z.number().int().min(0).max(100).optional().describe('power level of its members in those rooms'),
               })
               .strict(),

@@ -122,3 +122,17 @@ describe('config.sample.yaml', () => {
     expect(missing, 'keys without an entry in config/config.sample.yaml').to.deep.equal([]);
   });
 });
+
+describe('room references in the configuration', () => {
+  const withRoom = (room: string) => ({ ...minimal(), adminRoom: { room } });
+  it('accepts room IDs with and without a server part (room version 12) and aliases', () => {
+    for (const room of ['!abc:example.org', '!Hq3sFjk2Bq0fEwYxjtVQZFnMX0rV7y8pDwvRn1pHk_0', '#ops:example.org']) {
+      expect(() => parseConfig(withRoom(room), '/srv'), room).to.not.throw();
+    }
+  });
+  it('refuses an alias without a server and anything else', () => {
+    for (const room of ['#ops', 'ops', '!has space']) {
+      expect(() => parseConfig(withRoom(room), '/srv'), room).to.throw(/adminRoom\.room/);
+    }
+  });
+});
