@@ -49,10 +49,12 @@ describe('scim2-tester', function () {
     expect([...tags]).to.include.members(['service-provider-config', 'resource-types', 'schemas']);
   });
 
-  it('checks the User resource type: create, read, query, replace, patch, delete', () => {
-    const userTags = new Set(checks.filter((c) => c.resourceType === 'User').flatMap((c) => c.tags));
-    expect([...userTags]).to.include.members(['crud:create', 'crud:read', 'crud:update', 'crud:delete', 'patch:add', 'patch:remove', 'patch:replace']);
-  });
+  for (const type of ['User', 'Group']) {
+    it(`checks the ${type} resource type: create, read, query, replace, patch, delete`, () => {
+      const tags = new Set(checks.filter((c) => c.resourceType === type).flatMap((c) => c.tags));
+      expect([...tags]).to.include.members(['crud:create', 'crud:read', 'crud:update', 'crud:delete', 'patch:add', 'patch:remove', 'patch:replace']);
+    });
+  }
 
   it('finds every check SUCCESS', () => {
     const failed = checks.filter((c) => c.status !== 'SUCCESS');
