@@ -30,23 +30,28 @@ export class SynapseRooms implements RoomPort {
     if (current?.['name'] !== name) await this.#client.putState(roomId, 'm.room.name', '', { name });
   }
 
+  // Both membership changes try the change first and look at the membership only when the
+  // homeserver refuses: two requests per join instead of three, for large groups.
   async addMember(roomId: string, matrixId: string): Promise<void> {
-    const membership = await this.#client.roomMembership(roomId, matrixId);
-    if (membership === 'join') return;
-    if (membership !== 'invite') await this.#client.invite(roomId, matrixId);
+    try {
+      await this.#client.invite(roomId, matrixId);
+    } catch (error) {
+      if (!(error instanceof HomeserverError) || error.transient) throw error;
+      const membership = await this.#client.roomMembership(roomId, matrixId);
+      if (membership === 'join') return;
+      if (membership !== 'invite') throw error;
+    }
     await this.#client.joinAs(roomId, matrixId);
   }
 
   async removeMember(roomId: string, matrixId: string, reason: string): Promise<void> {
-    const membership = await this.#client.roomMembership(roomId, matrixId);
-    if (membership !== 'join' && membership !== 'invite') return;
     try {
       await this.#client.kick(roomId, matrixId, reason);
     } catch (error) {
-      // Left (or was deactivated) between the look-up and the kick: nothing to do.
-      const now = await this.#client.roomMembership(roomId, matrixId);
-      if (error instanceof HomeserverError && !error.transient && now !== 'join' && now !== 'invite') return;
-      throw error;
+      // Not in the room (left, never joined, or deactivated): nothing to do.
+      if (!(error instanceof HomeserverError) || error.transient) throw error;
+      const membership = await this.#client.roomMembership(roomId, matrixId);
+      if (membership === 'join' || membership === 'invite') throw error;
     }
   }
 

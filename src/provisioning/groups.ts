@@ -52,6 +52,25 @@ function withoutMembers(doc: Doc): Doc {
   return rest;
 }
 
+/** Joins or kicks in flight at once: Synapse serialises a room's changes, so a few are enough. */
+const MEMBERSHIP_CONCURRENCY = 4;
+
+/** Runs `work` on every item, at most `limit` at a time; the first failure is thrown once all settled. */
+async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const lane = async () => {
+    while (next < items.length && failure === undefined) {
+      const item = items[next++] as T;
+      await work(item).catch((error: unknown) => {
+        failure ??= error;
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failure !== undefined) throw failure;
+}
+
 function retryDelayMs(attempts: number): number {
   return Math.min(10 * 60_000, 5_000 * 2 ** Math.min(attempts, 10));
 }
@@ -229,7 +248,8 @@ export class GroupProvisioner {
   /** One batch of work; true when the rooms match the group. */
   async #reconcile(group: GroupRecord): Promise<boolean> {
     const active = group.state === 'active';
-    const rooms = active ? await this.#roomsFor(group) : group.applied.roomId ? [group.applied.roomId] : this.#linked(group);
+    // A deleted group empties every room it was applied to, linked ones included.
+    const rooms = active ? await this.#roomsFor(group) : group.applied.roomIds ?? (group.applied.roomId ? [group.applied.roomId] : []);
     const members = active ? await this.#store.groups.members(group.id) : [];
     const desired = new Set(
       members
@@ -241,18 +261,18 @@ export class GroupProvisioner {
       const applied = await this.#store.groups.roomMembers(group.id, roomId);
       const toAdd = [...desired].filter((m) => applied.get(m) !== 'joined');
       const toRemove = [...applied].filter(([m, state]) => state === 'joined' && !desired.has(m)).map(([m]) => m);
-      const added: string[] = [];
-      for (const matrixId of toAdd.slice(0, budget)) {
+      const added = toAdd.slice(0, budget);
+      await inParallel(added, MEMBERSHIP_CONCURRENCY, async (matrixId) => {
         await this.#rooms.addMember(roomId, matrixId);
         await this.#store.groups.setRoomMember(group.id, roomId, matrixId, 'joined');
-        added.push(matrixId);
-      }
+      });
       budget -= added.length;
       const removable = toRemove.slice(0, Math.max(0, budget));
-      for (const matrixId of removable) {
-        await this.#rooms.removeMember(roomId, matrixId, `removed from the group "${group.displayName}" in the identity provider`);
+      const reason = `removed from the group "${group.displayName}" in the identity provider`;
+      await inParallel(removable, MEMBERSHIP_CONCURRENCY, async (matrixId) => {
+        await this.#rooms.removeMember(roomId, matrixId, reason);
         await this.#store.groups.setRoomMember(group.id, roomId, matrixId, 'left');
-      }
+      });
       budget -= removable.length;
       const level = this.#powerLevel(group);
       if (level !== undefined && added.length > 0) {
@@ -269,6 +289,7 @@ export class GroupProvisioner {
     if (linked.length > 0) {
       const ids: string[] = [];
       for (const room of linked) ids.push(await this.#rooms.attachRoom(room));
+      await this.#remember(group, { roomIds: ids });
       return ids;
     }
     let { roomId, roomName } = group.applied;
@@ -283,7 +304,17 @@ export class GroupProvisioner {
       await this.#store.groups.saveApplied(group.id, { ...group.applied, roomId, roomName });
     }
     group.applied = { ...group.applied, roomId, roomName };
+    await this.#remember(group, { roomIds: [roomId] });
     return [roomId];
+  }
+
+  /** Records rooms the group is applied to (kept, so that deleting it can empty them all). */
+  async #remember(group: GroupRecord, change: { roomIds: string[] }): Promise<void> {
+    const known = group.applied.roomIds ?? [];
+    const roomIds = [...new Set([...known, ...change.roomIds])];
+    if (roomIds.length === known.length) return;
+    group.applied = { ...group.applied, roomIds };
+    await this.#store.groups.saveApplied(group.id, group.applied);
   }
 
   #linked(group: GroupRecord): string[] {

@@ -132,6 +132,8 @@ export interface GroupApplied {
   roomId?: string;
   /** The room name last set. */
   roomName?: string;
+  /** Every room the group's members were joined to (its own, or linked ones), as room IDs. */
+  roomIds?: string[];
 }
 
 /** A member as SCIM shows it: the user's id, with what is needed to render and join it. */

@@ -299,3 +299,86 @@ export function threepidsOf(user: Json | undefined): { medium: string; address: 
 export function usersFilterPath(filter: string, extra = ''): string {
   return `/Users?filter=${encodeURIComponent(filter)}${extra}`;
 }
+
+// --- Rooms, as Synapse's admin API shows them (used by the group suites) ---
+
+/** `GET /_synapse/admin/v1/rooms/<room>`: the room's details, or undefined on 404. */
+export async function roomDetails(admin: AdminApi, roomId: string): Promise<Json | undefined> {
+  const res = await admin.request('GET', `/_synapse/admin/v1/rooms/${enc(roomId)}`);
+  if (res.status === 404) return undefined;
+  if (res.status !== 200) throw new Error(`GET admin room ${roomId}: HTTP ${res.status} ${res.text}`);
+  return res.body;
+}
+
+/** The Matrix IDs joined to a room (`GET /_synapse/admin/v1/rooms/<room>/members`), sorted. */
+export async function roomMembers(admin: AdminApi, roomId: string): Promise<string[]> {
+  const res = await admin.request('GET', `/_synapse/admin/v1/rooms/${enc(roomId)}/members`);
+  if (res.status !== 200) throw new Error(`GET admin room members of ${roomId}: HTTP ${res.status} ${res.text}`);
+  const members = res.body['members'];
+  return Array.isArray(members) ? members.map(String).sort() : [];
+}
+
+/** The current state events of a room (`GET /_synapse/admin/v1/rooms/<room>/state`). */
+export async function roomState(admin: AdminApi, roomId: string): Promise<Json[]> {
+  const res = await admin.request('GET', `/_synapse/admin/v1/rooms/${enc(roomId)}/state`);
+  if (res.status !== 200) throw new Error(`GET admin room state of ${roomId}: HTTP ${res.status} ${res.text}`);
+  const state = res.body['state'];
+  return Array.isArray(state) ? (state as Json[]) : [];
+}
+
+/** One state event of `type` (and `stateKey`) out of roomState(), or undefined. */
+export function stateEvent(state: Json[], type: string, stateKey = ''): Json | undefined {
+  return state.find((e) => e['type'] === type && (e['state_key'] ?? '') === stateKey);
+}
+
+/** Rooms whose name matches `term` (`GET /_synapse/admin/v1/rooms?search_term=`). */
+export async function roomsNamed(admin: AdminApi, term: string): Promise<Json[]> {
+  const res = await admin.request('GET', `/_synapse/admin/v1/rooms?search_term=${enc(term)}&limit=100`);
+  if (res.status !== 200) throw new Error(`GET admin rooms ${term}: HTTP ${res.status} ${res.text}`);
+  const rooms = res.body['rooms'];
+  return Array.isArray(rooms) ? (rooms as Json[]) : [];
+}
+
+/**
+ * Every event of a room's timeline, newest first, through the admin API (the caller need
+ * not be in the room): `GET /_synapse/admin/v1/rooms/<room>/messages?dir=b`, all pages.
+ */
+export async function roomTimeline(admin: AdminApi, roomId: string, pageSize = 1000): Promise<Json[]> {
+  const events: Json[] = [];
+  let from: string | undefined;
+  for (let page = 0; page < 100; page++) {
+    const query = `dir=b&limit=${pageSize}${from ? `&from=${enc(from)}` : ''}`;
+    const res = await admin.request('GET', `/_synapse/admin/v1/rooms/${enc(roomId)}/messages?${query}`);
+    if (res.status !== 200) throw new Error(`GET admin room messages of ${roomId}: HTTP ${res.status} ${res.text}`);
+    const chunk = Array.isArray(res.body['chunk']) ? (res.body['chunk'] as Json[]) : [];
+    events.push(...chunk);
+    const end = typeof res.body['end'] === 'string' ? res.body['end'] : undefined;
+    if (chunk.length === 0 || !end || end === from) break;
+    from = end;
+  }
+  return events;
+}
+
+/** How many m.room.member events with each membership each user has in `events`. */
+export function membershipCounts(events: Json[]): Map<string, Record<string, number>> {
+  const counts = new Map<string, Record<string, number>>();
+  for (const e of events) {
+    if (e['type'] !== 'm.room.member') continue;
+    const user = String(e['state_key']);
+    const membership = String(((e['content'] ?? {}) as Json)['membership']);
+    const perUser = counts.get(user) ?? {};
+    perUser[membership] = (perUser[membership] ?? 0) + 1;
+    counts.set(user, perUser);
+  }
+  return counts;
+}
+
+/** Plain-text notice bodies in a room (admin API, no need to be joined), newest first. */
+export async function roomNotices(admin: AdminApi, roomId: string, pageSize = 500): Promise<{ sender: string; body: string }[]> {
+  const res = await admin.request('GET', `/_synapse/admin/v1/rooms/${enc(roomId)}/messages?dir=b&limit=${pageSize}`);
+  if (res.status !== 200) throw new Error(`GET admin room messages of ${roomId}: HTTP ${res.status} ${res.text}`);
+  const chunk = Array.isArray(res.body['chunk']) ? (res.body['chunk'] as Json[]) : [];
+  return chunk
+    .filter((e) => e['type'] === 'm.room.message' && ((e['content'] ?? {}) as Json)['msgtype'] === 'm.notice')
+    .map((e) => ({ sender: String(e['sender']), body: String(((e['content'] ?? {}) as Json)['body'] ?? '') }));
+}
