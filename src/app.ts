@@ -44,6 +44,22 @@ export class StartupError extends Error {
 
 const JOURNAL_INTERVAL_MS = 5_000;
 
+/**
+ * Retries a start-up step that failed transiently. Synapse's ping can fail once on a pooled
+ * connection to a previous instance of the appservice listener (M_CONNECTION_FAILED).
+ */
+async function withRetries<T>(step: () => Promise<T>, attempts = 5, delayMs = 1000): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (error) {
+      if (attempt >= attempts || !(error instanceof HomeserverError) || !error.transient) throw error;
+      log.info(`retrying after a transient failure: ${error.message}`);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
 async function checked<T>(what: string, step: () => Promise<T>, advice: (error: Error) => string): Promise<T> {
   try {
     return await step();
@@ -100,7 +116,7 @@ export async function start(config: BridgeConfig, registration?: Registration): 
 
     await checked(
       'the homeserver cannot reach the bridge (appservice ping failed)',
-      () => client.ping(reg.id),
+      () => withRetries(() => client.ping(reg.id)),
       () =>
         `make sure the homeserver loaded the registration (app_service_config_files, then restart it) and can reach ${String(reg.url)}`,
     );
