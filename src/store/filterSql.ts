@@ -37,6 +37,7 @@ interface RelatedEntries {
 /** How one resource type is laid out in its table. */
 export interface TableMapping {
   resource: ResourceSchema;
+  table: 'users' | 'groups';
   /** The table's document column, e.g. users.document. */
   document: Sql;
   /** Attributes kept in their own, indexed columns, keyed by their canonical path. */
@@ -47,6 +48,7 @@ export interface TableMapping {
 export function userMapping(resource: ResourceSchema): TableMapping {
   return {
     resource,
+    table: 'users',
     document: sql.ref('users.document'),
     columns: {
       id: { expr: sql.ref('users.id'), folded: false, kind: 'string' },
@@ -65,6 +67,7 @@ export function userMapping(resource: ResourceSchema): TableMapping {
 export function groupMapping(resource: ResourceSchema): TableMapping {
   return {
     resource,
+    table: 'groups',
     document: sql.ref('groups.document'),
     columns: {
       id: { expr: sql.ref('groups.id'), folded: false, kind: 'string' },
@@ -275,4 +278,21 @@ export function sortExpression(map: TableMapping, path: AttrPath): RawBuilder<un
   }
   const target = operand(map, path);
   return target.fold && !target.folded ? sql`lower(${target.expr})` : target.expr;
+}
+
+/**
+ * The ORDER BY of a list: the requested sort (missing values last), then creation order and
+ * id, which keep index pagination stable.
+ */
+export function listOrder(
+  map: TableMapping,
+  sort: { path: AttrPath; descending: boolean } | undefined,
+): { expr: RawBuilder<unknown>; direction: 'asc' | 'desc' }[] {
+  const terms: { expr: RawBuilder<unknown>; direction: 'asc' | 'desc' }[] = [];
+  if (sort) {
+    const key = sortExpression(map, sort.path);
+    terms.push({ expr: sql`${key} IS NULL`, direction: 'asc' }, { expr: key, direction: sort.descending ? 'desc' : 'asc' });
+  }
+  terms.push({ expr: sql.ref(`${map.table}.created`), direction: 'asc' }, { expr: sql.ref(`${map.table}.id`), direction: 'asc' });
+  return terms;
 }

@@ -4,7 +4,7 @@ import { Kysely, SqliteDialect, sql, type Selectable } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { migrations, openJournalIn, type Database, type JournalTable, type UsersTable } from './tables.ts';
 import { NodeSqliteDatabase } from './sqliteDriver.ts';
-import { filterToSql, sortExpression, userMapping } from './filterSql.ts';
+import { filterToSql, listOrder, userMapping } from './filterSql.ts';
 import { SqliteGroupStore } from './sqliteGroups.ts';
 import { USER_RESOURCE } from '../scim/schema/attributes.ts';
 import type { AppliedState, JournalAction, JournalEntry, Store, UserListQuery, UserPage, UserRecord, UserState } from './types.ts';
@@ -117,20 +117,8 @@ export class SqliteStore implements Store {
     }
     const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     let page = base.selectAll();
-    if (query.sort) {
-      const key = sortExpression(USERS, query.sort.path);
-      page = page.orderBy(sql`${key} IS NULL`).orderBy(key, query.sort.descending ? 'desc' : 'asc');
-    }
-    // Creation order, then id, makes the order stable for index pagination.
-    const rows =
-      query.count > 0
-        ? await page
-            .orderBy('created')
-            .orderBy('id')
-            .limit(query.count)
-            .offset(Math.max(0, query.startIndex - 1))
-            .execute()
-        : [];
+    for (const term of listOrder(USERS, query.sort)) page = page.orderBy(term.expr, term.direction);
+    const rows = query.count > 0 ? await page.limit(query.count).offset(Math.max(0, query.startIndex - 1)).execute() : [];
     return { totalResults: Number(total.n), users: rows.map(toRecord) };
   }
 

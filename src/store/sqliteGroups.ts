@@ -1,6 +1,6 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { GROUP_RESOURCE } from '../scim/schema/attributes.ts';
-import { filterToSql, groupMapping, sortExpression } from './filterSql.ts';
+import { filterToSql, groupMapping, listOrder } from './filterSql.ts';
 import { openJournalIn, type Database, type GroupsTable } from './tables.ts';
 import type {
   GroupApplied,
@@ -85,19 +85,8 @@ export class SqliteGroupStore implements GroupStore {
     if (query.filter) base = base.where(filterToSql(GROUPS, query.filter));
     const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     let page = base.selectAll();
-    if (query.sort) {
-      const key = sortExpression(GROUPS, query.sort.path);
-      page = page.orderBy(sql`${key} IS NULL`).orderBy(key, query.sort.descending ? 'desc' : 'asc');
-    }
-    const rows =
-      query.count > 0
-        ? await page
-            .orderBy('created')
-            .orderBy('id')
-            .limit(query.count)
-            .offset(Math.max(0, query.startIndex - 1))
-            .execute()
-        : [];
+    for (const term of listOrder(GROUPS, query.sort)) page = page.orderBy(term.expr, term.direction);
+    const rows = query.count > 0 ? await page.limit(query.count).offset(Math.max(0, query.startIndex - 1)).execute() : [];
     return { totalResults: Number(total.n), groups: rows.map(toRecord) };
   }
 
