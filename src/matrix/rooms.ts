@@ -55,13 +55,18 @@ export class SynapseRooms implements RoomPort {
     }
   }
 
-  async setPowerLevels(roomId: string, levels: Record<string, number>): Promise<void> {
+  async setPowerLevels(roomId: string, levels: Record<string, number | null>): Promise<void> {
     const current = (await this.#client.getState(roomId, 'm.room.power_levels')) ?? {};
     const users = { ...((current['users'] as Record<string, number> | undefined) ?? {}) };
     let changed = false;
     for (const [userId, level] of Object.entries(levels)) {
       if (userId === this.#botUserId) continue;
-      if (users[userId] !== level) {
+      if (level === null) {
+        if (userId in users) {
+          delete users[userId];
+          changed = true;
+        }
+      } else if (users[userId] !== level) {
         users[userId] = level;
         changed = true;
       }

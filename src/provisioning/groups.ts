@@ -274,9 +274,13 @@ export class GroupProvisioner {
         await this.#store.groups.setRoomMember(group.id, roomId, matrixId, 'left');
       });
       budget -= removable.length;
+      // Members get the configured level; people who left the group lose it again.
       const level = this.#powerLevel(group);
-      if (level !== undefined && added.length > 0) {
-        await this.#rooms.setPowerLevels(roomId, Object.fromEntries(added.map((m) => [m, level])));
+      if (level !== undefined && added.length + removable.length > 0) {
+        await this.#rooms.setPowerLevels(roomId, {
+          ...Object.fromEntries(added.map((m) => [m, level])),
+          ...Object.fromEntries(removable.map((m) => [m, null])),
+        });
       }
       if (budget <= 0) return false;
     }

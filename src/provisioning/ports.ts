@@ -48,8 +48,8 @@ export interface RoomPort {
   setName(roomId: string, name: string): Promise<void>;
   addMember(roomId: string, matrixId: string): Promise<void>;
   removeMember(roomId: string, matrixId: string, reason: string): Promise<void>;
-  /** Sets these users' power levels (others are left alone). */
-  setPowerLevels(roomId: string, levels: Record<string, number>): Promise<void>;
+  /** Sets these users' power levels, or back to the room's default for null (others are left alone). */
+  setPowerLevels(roomId: string, levels: Record<string, number | null>): Promise<void>;
   /** After a group is deleted: the room is renamed as closed and the bot leaves. */
   closeRoom(roomId: string, name: string): Promise<void>;
 }

@@ -49,8 +49,12 @@ export class InMemoryRooms implements RoomPort {
     this.#room(roomId).members.delete(matrixId);
   }
 
-  async setPowerLevels(roomId: string, levels: Record<string, number>): Promise<void> {
-    Object.assign(this.#room(roomId).levels, levels);
+  async setPowerLevels(roomId: string, levels: Record<string, number | null>): Promise<void> {
+    const room = this.#room(roomId);
+    for (const [userId, level] of Object.entries(levels)) {
+      if (level === null) delete room.levels[userId];
+      else room.levels[userId] = level;
+    }
   }
 
   async closeRoom(roomId: string, name: string): Promise<void> {

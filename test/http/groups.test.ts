@@ -159,6 +159,18 @@ describe('SCIM Groups over HTTP (in-memory homeserver)', () => {
     expect((await roomOf(id)()).members.size).to.equal(1000);
   });
 
+  it('gives members the configured power level and takes it back when they leave the group', async () => {
+    await bridge.close();
+    bridge = await startHttpBridge({ memberPowerLevel: 50 });
+    for (const name of ['ann', 'ben']) await user(name);
+    const id = await group('Moderators', ['ann', 'ben']);
+    await bridge.drain();
+    expect((await roomOf(id)()).levels).to.deep.equal({ [mx('ann')]: 50, [mx('ben')]: 50 });
+    await patch(id, { op: 'remove', path: `members[value eq "${ids['ann']}"]` });
+    await bridge.drain();
+    expect((await roomOf(id)()).levels).to.deep.equal({ [mx('ben')]: 50 });
+  });
+
   it('deletes a group: 204, its members removed from the room, the room kept', async () => {
     const id = await group('Temp', ['ann', 'ben']);
     await bridge.drain();
