@@ -10,6 +10,7 @@ import { startAppservice } from './matrix/appservice.ts';
 import { HomeserverClient, HomeserverError } from './matrix/homeserverClient.ts';
 import { SynapsePort } from './matrix/synapsePort.ts';
 import { UserProvisioner } from './provisioning/users.ts';
+import { protectedPatterns } from './provisioning/mapping.ts';
 import { GroupProvisioner } from './provisioning/groups.ts';
 import { JournalWorker } from './provisioning/journal.ts';
 import { userBackend } from './provisioning/backends.ts';
@@ -164,14 +165,11 @@ export async function start(config: BridgeConfig, registration?: Registration): 
         : {}),
     });
     // The provisioners wake the journal worker when they leave work for the background.
-    let journalWorker: JournalWorker | undefined;
-    const wake = () => journalWorker?.wake();
+    const wake = () => journal.wake();
     const users = new UserProvisioner(store, port, reporter, {
       domain: config.homeserver.domain,
       localpart: config.provisioning.localpart,
-      protectedUsers: [botUserId, ...config.provisioning.protectedUsers].map((p) =>
-        p.startsWith('@') ? new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) : new RegExp(p),
-      ),
+      protectedUsers: protectedPatterns(botUserId, config.provisioning.protectedUsers),
       adoptExistingUsers: config.provisioning.adoptExistingUsers,
       eraseOnDelete: config.provisioning.eraseOnDelete,
     }, wake);
@@ -208,7 +206,6 @@ export async function start(config: BridgeConfig, registration?: Registration): 
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     scimUrl = `${(config.scim.publicUrl ?? `http://${host}:${address.port}`).replace(/\/$/, '')}${SCIM_BASE_PATH}`;
 
-    journalWorker = journal;
     journal.start(JOURNAL_INTERVAL_MS);
     cleanups.push(() => journal.stop());
 

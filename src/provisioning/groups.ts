@@ -287,38 +287,37 @@ export class GroupProvisioner {
     return true;
   }
 
-  /** The group's rooms, creating or renaming the bridge's own room as needed. */
+  /**
+   * The group's rooms, creating or renaming the bridge's own room as needed. Each change is
+   * saved as soon as it is made, so that a crash never leads to a second room. Every room ID
+   * is remembered, so that deleting the group can empty them all (linked ones included).
+   */
   async #roomsFor(group: GroupRecord): Promise<string[]> {
     const linked = this.#linked(group);
+    let applied = group.applied;
+    let ids: string[];
     if (linked.length > 0) {
-      const ids: string[] = [];
+      ids = [];
       for (const room of linked) ids.push(await this.#rooms.attachRoom(room));
-      await this.#remember(group, { roomIds: ids });
-      return ids;
-    }
-    let { roomId, roomName } = group.applied;
-    if (!roomId) {
-      roomId = await this.#rooms.createRoom({ name: group.displayName, space: this.#settings.roomType === 'space' });
-      roomName = group.displayName;
-      await this.#store.groups.saveApplied(group.id, { ...group.applied, roomId, roomName });
+    } else if (!applied.roomId) {
+      const roomId = await this.#rooms.createRoom({ name: group.displayName, space: this.#settings.roomType === 'space' });
       log.info(`created ${roomId} for group "${group.displayName}"`);
-    } else if (roomName !== group.displayName) {
-      await this.#rooms.setName(roomId, group.displayName);
-      roomName = group.displayName;
-      await this.#store.groups.saveApplied(group.id, { ...group.applied, roomId, roomName });
+      applied = { ...applied, roomId, roomName: group.displayName };
+      ids = [roomId];
+    } else {
+      const roomId = applied.roomId;
+      if (applied.roomName !== group.displayName) {
+        await this.#rooms.setName(roomId, group.displayName);
+        applied = { ...applied, roomName: group.displayName };
+      }
+      ids = [roomId];
     }
-    group.applied = { ...group.applied, roomId, roomName };
-    await this.#remember(group, { roomIds: [roomId] });
-    return [roomId];
-  }
-
-  /** Records rooms the group is applied to (kept, so that deleting it can empty them all). */
-  async #remember(group: GroupRecord, change: { roomIds: string[] }): Promise<void> {
-    const known = group.applied.roomIds ?? [];
-    const roomIds = [...new Set([...known, ...change.roomIds])];
-    if (roomIds.length === known.length) return;
-    group.applied = { ...group.applied, roomIds };
-    await this.#store.groups.saveApplied(group.id, group.applied);
+    applied = { ...applied, roomIds: [...new Set([...(applied.roomIds ?? []), ...ids])] };
+    if (JSON.stringify(applied) !== JSON.stringify(group.applied)) {
+      await this.#store.groups.saveApplied(group.id, applied);
+      group.applied = applied;
+    }
+    return ids;
   }
 
   #linked(group: GroupRecord): string[] {

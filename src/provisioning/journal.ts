@@ -43,7 +43,9 @@ export class JournalWorker {
     for (const entry of due) {
       const handler = this.#handlers.get(entry.action);
       if (!handler) {
-        log.error(`no handler for journal action ${entry.action}; entry ${entry.id} left as it is`);
+        // Deferred, not left due: a due entry nobody handles would keep the worker spinning.
+        log.error(`no handler for journal action ${entry.action}; entry ${entry.id} set aside for a day`);
+        await this.#store.deferJournal(entry.id, `no handler for ${entry.action}`, new Date(now.getTime() + 86_400_000));
         continue;
       }
       await handler.runEntry(entry).catch((error: unknown) => log.error(`journal entry ${entry.id} failed unexpectedly`, error));

@@ -1,4 +1,5 @@
 import { MATRIX_USER_SCHEMA } from '../scim/schema/urns.ts';
+import { escapeRegex } from '../config/registration.ts';
 
 /**
  * How a SCIM User becomes a Matrix account (architecture.md, "Attribute mapping"): pure
@@ -141,4 +142,12 @@ export function desiredAccount(doc: Doc, matrixId: string, active: boolean): Des
     externalId: str(doc['externalId']),
     active,
   };
+}
+
+/**
+ * The Matrix IDs the bridge never touches: its own bot, matched exactly, and the operator's
+ * provisioning.protectedUsers, which are regular expressions (also those starting with @).
+ */
+export function protectedPatterns(botUserId: string, configured: string[]): RegExp[] {
+  return [new RegExp(`^${escapeRegex(botUserId)}$`), ...configured.map((pattern) => new RegExp(pattern))];
 }

@@ -109,21 +109,6 @@ export class SqliteGroupStore implements GroupStore {
     }));
   }
 
-  async memberIds(groupIds: string[]): Promise<Map<string, string[]>> {
-    const out = new Map<string, string[]>(groupIds.map((id) => [id, []]));
-    for (const part of chunks(groupIds)) {
-      const rows = await this.#db
-        .selectFrom('group_members')
-        .select(['group_id', 'user_id'])
-        .where('group_id', 'in', part)
-        .orderBy('group_id')
-        .orderBy('user_id')
-        .execute();
-      for (const row of rows) out.get(row.group_id)?.push(row.user_id);
-    }
-    return out;
-  }
-
   async groupsOf(userId: string): Promise<{ id: string; displayName: string }[]> {
     const rows = await this.#db
       .selectFrom('group_members')

@@ -162,8 +162,6 @@ export interface GroupStore {
   findByDisplayName(displayName: string): Promise<GroupRecord | undefined>;
   list(query: GroupListQuery): Promise<{ totalResults: number; groups: GroupRecord[] }>;
   members(groupId: string): Promise<GroupMember[]>;
-  /** Member ids of many groups at once, for list answers. */
-  memberIds(groupIds: string[]): Promise<Map<string, string[]>>;
   /** The visible groups a user is a member of. */
   groupsOf(userId: string): Promise<{ id: string; displayName: string }[]>;
   /** Which of these user ids are visible users (pending or provisioned). */

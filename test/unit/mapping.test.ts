@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { accountProblems, avatarOf, displayNameOf, emailsOf, localpartFor, msisdnsOf } from '../../src/provisioning/mapping.ts';
+import { accountProblems, protectedPatterns, avatarOf, displayNameOf, emailsOf, localpartFor, msisdnsOf } from '../../src/provisioning/mapping.ts';
 
 const policy = { stripEmailDomain: true, replacement: '_', prefix: '' };
 
@@ -57,5 +57,19 @@ describe('attribute mapping', () => {
     });
     expect(problems).to.have.length(3);
     expect(problems[0]).to.match(/emails: "not-an-email"/);
+  });
+});
+
+describe('protected users', () => {
+  const patterns = protectedPatterns('@scim-bridge:example.org', ['^@admin.*:example\\.org$', 'bot$']);
+  const isProtected = (id: string) => patterns.some((p) => p.test(id));
+  it('protects the bot by its exact ID', () => {
+    expect(isProtected('@scim-bridge:example.org')).to.equal(true);
+    expect(isProtected('@scim-bridgeXexample.org')).to.equal(false);
+  });
+  it('reads configured entries as regular expressions, also those starting with @', () => {
+    expect(isProtected('@admin2:example.org')).to.equal(true);
+    expect(isProtected('@helperbot')).to.equal(true);
+    expect(isProtected('@alice:example.org')).to.equal(false);
   });
 });
