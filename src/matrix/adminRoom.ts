@@ -2,23 +2,9 @@ import { logger } from '../log.ts';
 
 const log = logger('AdminRoom');
 
-export type ProvisioningEventKind = 'created' | 'updated' | 'disabled' | 'enabled' | 'deleted' | 'failed';
+import type { ProvisioningEvent, ProvisioningEventKind } from '../provisioning/events.ts';
 
-export interface ProvisioningEvent {
-  kind: ProvisioningEventKind;
-  /** A user (the default) or a group. */
-  subject?: 'user' | 'group';
-  /** The IdP's userName, or a group's displayName. */
-  userName: string;
-  /** @alice:example.org once known; for a group, its room ID. */
-  matrixId?: string;
-  /** For 'updated': the attributes that changed. */
-  changed?: string[];
-  /** Why it failed ('failed'), or an optional detail for the other kinds. */
-  reason?: string;
-  /** Name of the IdP token that made the request, e.g. 'entra'. */
-  source?: string;
-}
+export type { ProvisioningEvent, ProvisioningEventKind };
 
 export interface NoticeSender {
   sendNotice(text: string, html: string): Promise<void>;
@@ -53,34 +39,57 @@ const MAX_UNDELIVERED = 200;
 /** Bytes of text + HTML in one notice: a Matrix event must stay under 64 KiB in all. */
 const NOTICE_BUDGET = 24_000;
 
-const KINDS: readonly ProvisioningEventKind[] = ['created', 'updated', 'disabled', 'enabled', 'deleted', 'failed'];
+const KINDS: readonly ProvisioningEventKind[] = [
+  'created',
+  'adopted',
+  'updated',
+  'disabled',
+  'enabled',
+  'deleted',
+  'failed',
+  'refused',
+  'drift',
+  'drift-resolved',
+];
 
 const ICON: Record<ProvisioningEventKind, string> = {
   created: '✅',
+  adopted: '📥',
   updated: '✏️',
   disabled: '🔒',
   enabled: '🔓',
   deleted: '🗑️',
   failed: '⚠️',
+  refused: '⛔',
+  drift: '🔀',
+  'drift-resolved': '🟰',
 };
 
 const VERB: Record<ProvisioningEventKind, string> = {
   created: 'Created',
+  adopted: 'Adopted',
   updated: 'Updated',
   disabled: 'Disabled',
   enabled: 'Re-enabled',
   deleted: 'Deleted',
   failed: 'Failed to provision',
+  refused: 'Refused',
+  drift: 'Drift on',
+  'drift-resolved': 'Drift resolved on',
 };
 
 /** How a kind is counted in a digest's summary line. */
 const COUNTED: Record<ProvisioningEventKind, string> = {
   created: 'created',
+  adopted: 'adopted',
   updated: 'updated',
   disabled: 'disabled',
   enabled: 're-enabled',
   deleted: 'deleted',
   failed: 'failed',
+  refused: 'refused',
+  drift: 'drifted',
+  'drift-resolved': 'drift resolved',
 };
 
 export interface Notice {

@@ -1,27 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { HomeserverError } from '../provisioning/ports.ts';
 import { logger } from '../log.ts';
 
 const log = logger('Homeserver');
 
-/**
- * A failure talking to the homeserver. `transient` failures (unreachable, 5xx, rate
- * limited) are worth retrying later; the others are answers that will not change.
- */
-export class HomeserverError extends Error {
-  readonly status: number;
-  readonly errcode: string | undefined;
-  readonly transient: boolean;
-  readonly retryAfterMs: number | undefined;
-
-  constructor(message: string, status: number, errcode: string | undefined, transient: boolean, retryAfterMs?: number) {
-    super(message);
-    this.name = 'HomeserverError';
-    this.status = status;
-    this.errcode = errcode;
-    this.transient = transient;
-    this.retryAfterMs = retryAfterMs;
-  }
-}
+export { HomeserverError };
 
 export interface ClientOptions {
   baseUrl: string;

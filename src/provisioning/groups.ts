@@ -3,9 +3,10 @@ import { badRequest, conflict, notFound, preconditionFailed, ScimError } from '.
 import { applyPatch } from '../scim/patch/apply.ts';
 import { GROUP_RESOURCE } from '../scim/schema/attributes.ts';
 import type { GroupListQuery, GroupMember, GroupRecord, JournalEntry, Store } from '../store/types.ts';
-import { HomeserverError } from '../matrix/homeserverClient.ts';
+import { HomeserverError } from './ports.ts';
 import type { RoomPort } from './ports.ts';
-import type { EventSink, RequestContext } from './users.ts';
+import type { EventSink } from './events.ts';
+import type { RequestContext } from './users.ts';
 import { KeyedSerializer } from './serial.ts';
 import { checkVersion } from './versions.ts';
 import { logger } from '../log.ts';

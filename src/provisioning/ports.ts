@@ -1,6 +1,27 @@
 import type { DesiredAccount } from './mapping.ts';
 import type { AppliedState } from '../store/types.ts';
 
+/**
+ * A failure talking to the homeserver, as every backend reports it. `transient` failures
+ * (unreachable, 5xx, rate limited) are worth retrying later; the others are answers that
+ * will not change.
+ */
+export class HomeserverError extends Error {
+  readonly status: number;
+  readonly errcode: string | undefined;
+  readonly transient: boolean;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, status: number, errcode: string | undefined, transient: boolean, retryAfterMs?: number) {
+    super(message);
+    this.name = 'HomeserverError';
+    this.status = status;
+    this.errcode = errcode;
+    this.transient = transient;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
 /** What stands in the way of giving an account these identifiers (held by someone else). */
 export interface OwnershipConflict {
   what: string; // e.g. 'email alice@example.org'

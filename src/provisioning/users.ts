@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { ScimError, badRequest, conflict, notFound, preconditionFailed, unavailable } from '../scim/errors.ts';
 import { applyPatch } from '../scim/patch/apply.ts';
 import type { JournalEntry, Store, UserListQuery, UserPage, UserRecord } from '../store/types.ts';
-import type { ProvisioningEvent } from '../matrix/adminRoom.ts';
+import type { EventSink, ProvisioningEvent } from './events.ts';
 import { accountProblems, desiredAccount, displayNameOf, localpartFor, type LocalpartPolicy } from './mapping.ts';
 import type { HomeserverPort } from './ports.ts';
 import { KeyedSerializer } from './serial.ts';
 import { checkVersion } from './versions.ts';
-import { HomeserverError } from '../matrix/homeserverClient.ts';
+import { HomeserverError } from './ports.ts';
 import { logger } from '../log.ts';
 
 const log = logger('Provisioning');
@@ -20,10 +20,6 @@ export interface ProvisioningSettings {
   protectedUsers: RegExp[];
   adoptExistingUsers: boolean;
   eraseOnDelete: boolean;
-}
-
-export interface EventSink {
-  report(event: ProvisioningEvent): void;
 }
 
 /** Who asked: the name of the IdP's bearer token. */
