@@ -1,5 +1,5 @@
 import { sql, type RawBuilder, type SqlBool } from 'kysely';
-import type { AttrPath, CompareOp, Filter, FilterValue } from '../scim/filter/ast.ts';
+import { chainOperands, type AttrPath, type CompareOp, type Filter, type FilterValue } from '../scim/filter/ast.ts';
 import { badRequest } from '../scim/errors.ts';
 import { MATRIX_USER_SCHEMA } from '../scim/schema/urns.ts';
 import { resolveAttribute, targetOf, type AttributeDef, type ResourceSchema } from '../scim/schema/attributes.ts';
@@ -204,8 +204,29 @@ function present(target: Operand): Sql {
     : sql`${target.expr} IS NOT NULL`;
 }
 
-function logical(op: 'and' | 'or', left: Sql, right: Sql): Sql {
-  return op === 'and' ? sql`(${left} AND ${right})` : sql`(${left} OR ${right})`;
+/**
+ * Joins the operands of one `and`/`or` chain as a balanced tree. SQLite parses even a flat
+ * `a OR b OR c …` into a left-deep tree and refuses one deeper than 1,000 ("Expression tree
+ * is too large"); balanced, 1,000 operands take ten levels. Parentheses cost no depth.
+ */
+function balanced(op: 'and' | 'or', operands: readonly Sql[]): Sql {
+  if (operands.length > 1) {
+    const half = Math.ceil(operands.length / 2);
+    const left = balanced(op, operands.slice(0, half));
+    const right = balanced(op, operands.slice(half));
+    return op === 'and' ? sql`(${left} AND ${right})` : sql`(${left} OR ${right})`;
+  }
+  const [only] = operands;
+  if (only === undefined) throw new Error(`an '${op}' chain without operands`);
+  return only;
+}
+
+/**
+ * `not (…)`. A comparison with a missing attribute is NULL in SQL, and NOT NULL is NULL again,
+ * which would drop the row; in SCIM that comparison is false, so its negation holds.
+ */
+function negate(inner: Sql): Sql {
+  return sql`NOT coalesce(${inner}, 0)`;
 }
 
 /** Some entry of a multi-valued attribute satisfies `inner` (conditions on entry.value). */
@@ -219,9 +240,9 @@ function someEntry(map: TableMapping, path: AttrPath, inner: Sql): Sql {
 function entryFilter(map: TableMapping, filter: Filter, parent: AttributeDef): Sql {
   switch (filter.kind) {
     case 'logical':
-      return logical(filter.op, entryFilter(map, filter.left, parent), entryFilter(map, filter.right, parent));
+      return balanced(filter.op, chainOperands(filter).map((operand) => entryFilter(map, operand, parent)));
     case 'not':
-      return sql`NOT (${entryFilter(map, filter.filter, parent)})`;
+      return negate(entryFilter(map, filter.filter, parent));
     case 'present':
       return present(entryOperand(map, parent, filter.path.attr));
     case 'compare':
@@ -234,9 +255,9 @@ function entryFilter(map: TableMapping, filter: Filter, parent: AttributeDef): S
 function translate(map: TableMapping, filter: Filter): Sql {
   switch (filter.kind) {
     case 'logical':
-      return logical(filter.op, translate(map, filter.left), translate(map, filter.right));
+      return balanced(filter.op, chainOperands(filter).map((operand) => translate(map, operand)));
     case 'not':
-      return sql`NOT (${translate(map, filter.filter)})`;
+      return negate(translate(map, filter.filter));
     case 'valuePath': {
       const { def } = resolve(map, filter.path);
       if (!def.multiValued) throw badRequest('invalidFilter', `${pathText(filter.path)} is not multi-valued`);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { ProvisioningEvent } from '../../src/matrix/adminRoom.ts';
 import type { JournalWorker } from '../../src/provisioning/journal.ts';
+import { MAX_FILTER_DEPTH, MAX_FILTER_TERMS } from '../../src/scim/filter/parse.ts';
 import type { SqliteStore } from '../../src/store/sqlite.ts';
 import type { InMemoryHomeserver } from './fakeHomeserver.ts';
 import { startHttpBridge, type HttpBridge, type Reply } from './harness.ts';
@@ -347,5 +348,58 @@ describe('SCIM Users over HTTP (in-memory homeserver)', () => {
     const reply = await call('POST', `/Users/${String(created.body['id'])}`, alice());
     expect(reply.status).to.equal(405);
     expect(reply.body).to.include({ status: '405' });
+  });
+});
+
+describe('SCIM Users over HTTP: filters at and past their limits', () => {
+  let bridge: HttpBridge;
+  beforeEach(async () => {
+    bridge = await startHttpBridge();
+  });
+  afterEach(() => bridge.close());
+
+  /** `count` comparisons joined by `or`, the i-th written by `term(i)`. */
+  const orChain = (count: number, term: (i: number) => string): string => Array.from({ length: count }, (_, i) => term(i)).join(' or ');
+
+  async function twoUsers(): Promise<{ ids: string[]; userNames: string[] }> {
+    const userNames = ['first@example.com', 'last@example.com'];
+    const ids: string[] = [];
+    for (const userName of userNames) ids.push(String((await bridge.call('POST', '/Users', { userName })).body['id']));
+    return { ids, userNames };
+  }
+
+  const foundIds = (reply: Reply): string[] => (reply.body['Resources'] as { id: string }[]).map((r) => r.id).sort();
+
+  function expectInvalidFilter(reply: Reply, limit: number): void {
+    expect(reply.status).to.equal(400);
+    expect(reply.body).to.include({ status: '400', scimType: 'invalidFilter' });
+    expect(reply.body['detail']).to.include(`${limit}`);
+  }
+
+  it(`answers a ${MAX_FILTER_TERMS.toLocaleString('en')}-term or with 200 and the users it names, on GET and POST .search`, async () => {
+    const { ids, userNames } = await twoUsers();
+    // Node refuses request heads over 16 KiB (431), so the GET uses short terms; the POST, full ones.
+    const short = orChain(MAX_FILTER_TERMS, (i) => (i === 0 ? `id eq ${ids[0]}` : i === MAX_FILTER_TERMS - 1 ? `id eq ${ids[1]}` : 'id eq 0'));
+    const got = await bridge.call('GET', `/Users?${new URLSearchParams({ filter: short, count: '10' })}`);
+    expect(got.status).to.equal(200);
+    expect(foundIds(got)).to.deep.equal([...ids].sort());
+    const full = orChain(MAX_FILTER_TERMS, (i) => `userName eq "${i % 500 === 0 ? userNames[i / 500] : `nobody${i}@example.com`}"`);
+    const searched = await bridge.call('POST', '/Users/.search', { schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: full });
+    expect(searched.status).to.equal(200);
+    expect(foundIds(searched)).to.deep.equal([...ids].sort());
+  });
+
+  it(`answers ${(MAX_FILTER_TERMS + 1).toLocaleString('en')} terms with 400 invalidFilter`, async () => {
+    const filter = orChain(MAX_FILTER_TERMS + 1, () => 'id eq 0');
+    expectInvalidFilter(await bridge.call('GET', `/Users?${new URLSearchParams({ filter })}`), MAX_FILTER_TERMS);
+  });
+
+  it('answers 10,000 nested parentheses with 400 invalidFilter, never 500', async () => {
+    const deep = (levels: number) => `${'('.repeat(levels)}userName eq "x"${')'.repeat(levels)}`;
+    // Parentheses need no escaping in a URL; 5,000 fit in Node's 16 KiB request head and overflowed the old parser.
+    expectInvalidFilter(await bridge.call('GET', `/Users?filter=${deep(5000)}`), MAX_FILTER_DEPTH);
+    const search = { schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: deep(10_000) };
+    expectInvalidFilter(await bridge.call('POST', '/Users/.search', search), MAX_FILTER_DEPTH);
+    expectInvalidFilter(await bridge.call('POST', '/.search', { ...search, filter: `${'not ('.repeat(3000)}userName eq "x"${')'.repeat(3000)}` }), MAX_FILTER_DEPTH);
   });
 });

@@ -15,12 +15,35 @@ export type CompareOp = 'eq' | 'ne' | 'co' | 'sw' | 'ew' | 'gt' | 'ge' | 'lt' | 
 export type FilterValue = string | number | boolean | null;
 
 export type Filter =
-  | { kind: 'logical'; op: 'and' | 'or'; left: Filter; right: Filter }
+  | Logical
   | { kind: 'not'; filter: Filter }
   | { kind: 'present'; path: AttrPath }
   | { kind: 'compare'; op: CompareOp; path: AttrPath; value: FilterValue }
   /** `path` names a complex attribute (no sub); paths inside `filter` are its sub-attributes, as `{ attr: sub }`. */
   | { kind: 'valuePath'; path: AttrPath; filter: Filter };
+
+/** `left and right`, `left or right`. The parser builds chains of one operator left-deep. */
+export interface Logical {
+  kind: 'logical';
+  op: 'and' | 'or';
+  left: Filter;
+  right: Filter;
+}
+
+/**
+ * The operands of a chain of one logical operator, left to right: `a or (b or c) or d` gives
+ * [a, b, c, d]. It walks the chain with a stack of its own, so that evaluating or translating
+ * a 1,000-term `or` costs one call per nesting level rather than one per term.
+ */
+export function chainOperands(chain: Logical): Filter[] {
+  const operands: Filter[] = [];
+  const pending: Filter[] = [chain];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (next.kind === 'logical' && next.op === chain.op) pending.push(next.right, next.left);
+    else operands.push(next);
+  }
+  return operands;
+}
 
 /** A PATCH target (RFC 7644 §3.5.2): `name.familyName`, `emails[type eq "work"].value`, ... */
 export interface PatchPath {

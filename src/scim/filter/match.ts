@@ -4,7 +4,7 @@
  * value path holds when ONE entry of the multi-valued attribute satisfies all its conditions.
  */
 import { attributesOf, findSub, USER_RESOURCE, type AttributeDef, type ResourceSchema, type ScimDocument } from '../schema/attributes.ts';
-import type { AttrPath, CompareOp, Filter, FilterValue } from './ast.ts';
+import { chainOperands, type AttrPath, type CompareOp, type Filter, type FilterValue } from './ast.ts';
 
 /** The values a path selects and the definition they follow. */
 interface Selection {
@@ -141,8 +141,10 @@ function compare(f: Extract<Filter, { kind: 'compare' }>, scope: Scope): boolean
 
 function evaluate(f: Filter, scope: Scope): boolean {
   switch (f.kind) {
-    case 'logical':
-      return f.op === 'and' ? evaluate(f.left, scope) && evaluate(f.right, scope) : evaluate(f.left, scope) || evaluate(f.right, scope);
+    case 'logical': {
+      const operands = chainOperands(f);
+      return f.op === 'and' ? operands.every((o) => evaluate(o, scope)) : operands.some((o) => evaluate(o, scope));
+    }
     case 'not':
       return !evaluate(f.filter, scope);
     case 'present':

@@ -4,6 +4,9 @@
  * (`externalId eq jyoung`), string booleans, and Entra's `emails[type eq "work"].value eq "x"`.
  *
  * Precedence: `not ( )` binds tightest, then `and`, then `or`; all are left-associative.
+ *
+ * Two limits keep any filter a client may send within what the parser, the matcher and
+ * SQLite can take; going past either is a 400 that names the limit, never a 500.
  */
 import { badRequest, type ScimType } from '../errors.ts';
 import { findSub, resolveAttribute, USER_RESOURCE, type AttributeDef, type ResolvedAttribute, type ResourceSchema } from '../schema/attributes.ts';
@@ -11,6 +14,23 @@ import { COMPARE_OPS, type AttrPath, type CompareOp, type Filter, type FilterVal
 
 export { matchesEntry, matchesFilter } from './match.ts';
 
+/**
+ * The most comparisons (`pr` included) one filter or PATCH path may hold. Chains of
+ * `and`/`or` are translated to balanced SQL trees, so 1,000 terms stay far below SQLite's
+ * expression depth (1,000) and host parameters (32,766; a term binds at most five).
+ */
+export const MAX_FILTER_TERMS = 1000;
+
+/**
+ * The deepest nesting allowed, parentheses, `not (` and value filters `[…]` counted alike.
+ * IdPs send one or two levels; 32 leaves room for any hand-written filter while each level
+ * costs a handful of stack frames here, in the matcher and in the SQL translation, and a few
+ * levels of SQLite's expression depth (1,000). The parser counts levels as it opens them, so
+ * 10,000 parentheses fail here as a 400 and never reach a stack overflow.
+ */
+export const MAX_FILTER_DEPTH = 32;
+
+const QUOTED_CHARS = 200;
 const NAME_CHAR = /[A-Za-z0-9_:$.-]/;
 const VALUE_END = /[\s)\]]/;
 const JSON_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
@@ -42,6 +62,10 @@ class Parser {
   /** Whose schemas the attribute names are resolved against. */
   readonly resource: ResourceSchema;
   pos = 0;
+  /** How many parentheses and brackets are open at `pos`. */
+  depth = 0;
+  /** Comparisons parsed so far. */
+  terms = 0;
 
   constructor(text: string, scimType: ScimType, resource: ResourceSchema) {
     this.text = text;
@@ -51,7 +75,9 @@ class Parser {
 
   fail(problem: string, at = this.pos): never {
     const where = at >= this.text.length ? 'at the end' : `at position ${at}`;
-    throw badRequest(this.scimType, `${problem} ${where} of "${this.text}"`);
+    // A filter can be tens of kilobytes; the detail (and the log line) quotes its start only.
+    const shown = this.text.length > QUOTED_CHARS ? `${this.text.slice(0, QUOTED_CHARS)}…` : this.text;
+    throw badRequest(this.scimType, `${problem} ${where} of "${shown}"`);
   }
 
   skipSpace(): void {
@@ -83,9 +109,30 @@ class Parser {
     return false;
   }
 
+  /** The input must be used up, and (counted over all of it) hold no more comparisons than allowed. */
   end(): void {
     this.skipSpace();
     if (this.pos < this.text.length) this.fail(`unexpected '${this.text.slice(this.pos, this.pos + 20)}'`);
+    if (this.terms > MAX_FILTER_TERMS) {
+      throw badRequest(this.scimType, `the filter has ${this.terms} comparisons; the limit is ${MAX_FILTER_TERMS}, so split it into several requests`);
+    }
+  }
+
+  /** Steps over the '(' or '[' at `pos`, refusing to nest deeper than the limit before any recursion. */
+  open(): void {
+    this.depth++;
+    if (this.depth > MAX_FILTER_DEPTH) {
+      throw badRequest(
+        this.scimType,
+        `the filter nests deeper than the limit of ${MAX_FILTER_DEPTH} levels: level ${this.depth} opens at position ${this.pos} (parentheses, 'not (' and '[' count alike)`,
+      );
+    }
+    this.pos++;
+  }
+
+  close(char: ')' | ']'): void {
+    this.expect(char);
+    this.depth--;
   }
 
   parseOr(scope: ResolvedAttribute | undefined): Filter {
@@ -115,9 +162,9 @@ class Parser {
   }
 
   parseGroup(scope: ResolvedAttribute | undefined): Filter {
-    this.pos++; // '('
+    this.open();
     const inner = this.parseOr(scope);
-    this.expect(')');
+    this.close(')');
     return inner;
   }
 
@@ -131,9 +178,9 @@ class Parser {
 
   /** `emails[type eq "work"]`, optionally followed by `.value op x` (Entra), folded into one filter. */
   parseValuePath(parent: ResolvedAttribute): Filter {
-    this.pos++; // '['
+    this.open();
     const inner = this.parseOr(parent);
-    this.expect(']');
+    this.close(']');
     const path = pathOf(parent);
     if (this.peek() !== '.') return { kind: 'valuePath', path, filter: inner };
     this.pos++;
@@ -168,6 +215,7 @@ class Parser {
     const opStart = this.pos;
     const op = this.word().toLowerCase();
     if (op === '') this.fail(`expected an operator after '${target.name}'`);
+    this.terms++;
     if (op === 'pr') return { kind: 'present', path: target.path };
     if (!(COMPARE_OPS as readonly string[]).includes(op)) this.fail(`unknown operator '${op}'`, opStart);
     const compareOp = op as CompareOp;
@@ -248,9 +296,9 @@ class Parser {
       return { path: target.path };
     }
     const parent = this.complexAttribute(name, start);
-    this.pos++; // '['
+    this.open();
     const filter = this.parseOr(parent);
-    this.expect(']');
+    this.close(']');
     let sub: string | undefined;
     if (this.peek() === '.') {
       this.pos++;
