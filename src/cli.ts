@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { generateRegistration, loadRegistration, writeRegistration } from './config/registration.ts';
 import { start, StartupError } from './app.ts';
-import { logger } from './log.ts';
+import { configureLogging, logger } from './log.ts';
+import { permissionWarnings, sensitiveFiles } from './config/permissions.ts';
 
 const log = logger('Main');
 
@@ -63,6 +64,8 @@ async function main(argv: string[]): Promise<void> {
   }
   if (positionals.length > 0) fail(`unknown command ${positionals[0]}\n\n${USAGE}`);
 
+  configureLogging(config.logging.level);
+  for (const warning of permissionWarnings(sensitiveFiles(values.config, config))) log.warn(warning);
   const handles = await start(config, loadRegistration(config.appservice.registration));
   let stopping = false;
   const stop = (signal: string) => {

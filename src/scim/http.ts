@@ -1,4 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Context, Next } from 'koa';
 import { ScimError, badRequest } from './errors.ts';
 import { logger } from '../log.ts';
@@ -8,15 +9,34 @@ const log = logger('ScimHttp');
 export const SCIM_CONTENT_TYPE = 'application/scim+json';
 const MAX_BODY_BYTES = 1024 * 1024;
 
+/**
+ * 413 for a body over the limit. `Connection: close` makes Node close the connection once
+ * the answer is sent, instead of reading (and discarding) the rest of the body first.
+ */
+function bodyTooLarge(): ScimError {
+  return new ScimError(413, `the request body is larger than ${MAX_BODY_BYTES} bytes`, undefined, { Connection: 'close' });
+}
+
+/** The request declares (Content-Length) a body over the limit: it can be refused unread. */
+export function declaresTooLargeBody(req: IncomingMessage): boolean {
+  const declared = req.headers['content-length'];
+  return declared !== undefined && Number(declared) > MAX_BODY_BYTES;
+}
+
 /** State the SCIM middlewares hand to the routes. */
 export interface ScimState {
   /** Name of the bearer token the request came with (which IdP). */
   source: string;
 }
 
-/** Renders every error as a SCIM error; unexpected ones become a 500 whose detail stays in the log. */
+/**
+ * Renders every error as a SCIM error; unexpected ones become a 500 whose detail stays in the log.
+ * Being the first middleware, it also refuses a declared body over the limit before anything
+ * (authentication included) runs or reads a byte of it.
+ */
 export async function errorMiddleware(ctx: Context, next: Next): Promise<void> {
   try {
+    if (declaresTooLargeBody(ctx.req)) throw bodyTooLarge();
     await next();
   } catch (error) {
     const scimError =
@@ -68,17 +88,43 @@ export function bearerAuth(tokens: { name: string; token: string }[]) {
   };
 }
 
+/**
+ * Reads the body up to the limit. Past it, reading stops and the 413 closes the connection
+ * (a streamed body has no declared end to skip to). Unlike `for await`, leaving early does
+ * not destroy the request, which would destroy the socket before the 413 is written.
+ */
+function readLimitedBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    if (req.readableEnded) {
+      resolve(Buffer.alloc(0));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (error: Error | undefined): void => {
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks));
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) {
+        chunks.push(chunk);
+        return;
+      }
+      req.pause();
+      settle(bodyTooLarge());
+    };
+    const onEnd = (): void => settle(undefined);
+    const onError = (error: Error): void => settle(error);
+    const onClose = (): void => settle(new Error('the client closed the connection before the end of the body'));
+    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  });
+}
+
 /** Reads a JSON body (application/scim+json or application/json), limited in size. */
 export async function readJsonBody(ctx: Context): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > MAX_BODY_BYTES) throw new ScimError(413, `the request body is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = (await readLimitedBody(ctx.req)).toString('utf8');
   if (text.trim() === '') throw badRequest('invalidSyntax', 'the request has no body; a JSON object was expected');
   try {
     return JSON.parse(text);

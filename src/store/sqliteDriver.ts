@@ -1,3 +1,4 @@
+import { chmodSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { SqliteDatabase, SqliteStatement } from 'kysely';
 
@@ -39,15 +40,46 @@ class NodeSqliteStatement implements SqliteStatement {
   }
 }
 
+/** Files SQLite keeps next to a database in WAL mode. */
+const COMPANION_SUFFIXES = ['-wal', '-shm'];
+
+/**
+ * Creates the database file 0600 unless it exists. SQLite gives the -wal and -shm files it
+ * creates the mode of the database file, so they are 0600 too. This works whatever the
+ * process umask, which the bridge leaves alone (it is process-wide). An existing file keeps
+ * its mode: the start-up check warns about a loose one.
+ */
+function createPrivately(file: string): void {
+  try {
+    closeSync(openSync(file, 'wx', 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+}
+
+/** Makes a companion file this process created 0600 (it copied the mode of a looser database file). */
+function restrictCreated(file: string): void {
+  if (existsSync(file) && (statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+}
+
 export class NodeSqliteDatabase implements SqliteDatabase {
   readonly #db: DatabaseSync;
 
+  /** Opens (creating if needed) `file`; the files it creates are readable by the bridge's user only. */
   constructor(file: string) {
+    const onDisk = file !== ':memory:' && file !== '';
+    const newCompanions = onDisk ? COMPANION_SUFFIXES.map((suffix) => file + suffix).filter((f) => !existsSync(f)) : [];
+    if (onDisk) createPrivately(file);
     this.#db = new DatabaseSync(file);
     this.#db.exec('PRAGMA journal_mode = WAL');
     this.#db.exec('PRAGMA synchronous = NORMAL');
     this.#db.exec('PRAGMA foreign_keys = ON');
     this.#db.exec('PRAGMA busy_timeout = 5000');
+    if (newCompanions.length > 0) {
+      // A read opens the WAL, which creates -wal and -shm now rather than at the first write.
+      this.#db.prepare('SELECT count(*) FROM sqlite_master').get();
+      for (const companion of newCompanions) restrictCreated(companion);
+    }
   }
 
   prepare(sql: string): SqliteStatement {
