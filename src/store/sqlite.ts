@@ -6,6 +6,7 @@ import { migrations, openJournalIn, type Database, type JournalTable, type Users
 import { NodeSqliteDatabase } from './sqliteDriver.ts';
 import { filterToSql, listOrder, userMapping } from './filterSql.ts';
 import { SqliteGroupStore } from './sqliteGroups.ts';
+import { SqliteNoticeOutbox } from './noticeOutbox.ts';
 import { USER_RESOURCE } from '../scim/schema/attributes.ts';
 import type { AppliedState, JournalAction, JournalEntry, Store, UserListQuery, UserPage, UserRecord, UserState } from './types.ts';
 
@@ -53,10 +54,12 @@ function toRow(user: UserRecord): UsersTable {
 export class SqliteStore implements Store {
   readonly #db: Kysely<Database>;
   readonly groups: SqliteGroupStore;
+  readonly notices: SqliteNoticeOutbox;
 
   private constructor(db: Kysely<Database>) {
     this.#db = db;
     this.groups = new SqliteGroupStore(db);
+    this.notices = new SqliteNoticeOutbox(db);
   }
 
   /** Opens (creating if needed) the database file and brings its schema up to date. */

@@ -58,12 +58,22 @@ export interface RoomMembersTable {
   state: string;
 }
 
+/** Admin-room notices the homeserver has not taken yet; id is their place in line. */
+export interface NoticeOutboxTable {
+  id: Generated<number>;
+  text: string;
+  html: string;
+  /** ISO 8601: when the notice was put here. */
+  held_at: string;
+}
+
 export interface Database {
   users: UsersTable;
   journal: JournalTable;
   groups: GroupsTable;
   group_members: GroupMembersTable;
   room_members: RoomMembersTable;
+  notice_outbox: NoticeOutboxTable;
 }
 
 export const migrations: Record<string, Migration> = {
@@ -145,6 +155,18 @@ export const migrations: Record<string, Migration> = {
         .addColumn('matrix_id', 'text', (c) => c.notNull())
         .addColumn('state', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('room_members_pk', ['group_id', 'room_id', 'matrix_id'])
+        .execute();
+    },
+  },
+  '0003_notice_outbox': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // AUTOINCREMENT: ids never go back, so a notice added later is never posted earlier.
+      await db.schema
+        .createTable('notice_outbox')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('text', 'text', (c) => c.notNull())
+        .addColumn('html', 'text', (c) => c.notNull())
+        .addColumn('held_at', 'text', (c) => c.notNull())
         .execute();
     },
   },

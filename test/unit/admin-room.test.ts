@@ -1,5 +1,16 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
-import { AdminRoomReporter, type ProvisioningEvent, type ReporterClock, type ReporterOptions } from '../../src/matrix/adminRoom.ts';
+import {
+  AdminRoomReporter,
+  MemoryNoticeOutbox,
+  type ProvisioningEvent,
+  type ReporterClock,
+  type ReporterOptions,
+} from '../../src/matrix/adminRoom.ts';
+import { HomeserverError } from '../../src/provisioning/ports.ts';
+import { SqliteStore } from '../../src/store/sqlite.ts';
 
 class RecordingSender {
   readonly notices: { text: string; html: string }[] = [];
@@ -17,6 +28,34 @@ class RecordingSender {
     return this.notices.map((n) => n.text);
   }
 }
+
+const hasLoneSurrogate = (s: string): boolean => /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
+
+/**
+ * A homeserver that fails the way Synapse does: HTTP 500 for an event holding a lone
+ * surrogate; chosen answers for notices containing a marker; everything fails while down.
+ */
+class FlakyHomeserver {
+  readonly notices: { text: string; html: string }[] = [];
+  readonly attempts: string[] = [];
+  /** While true, every send fails with downStatus (0: unreachable). */
+  down = false;
+  downStatus = 0;
+  readonly answers: { marker: string; status: number; errcode: string }[] = [];
+  async sendNotice(text: string, html: string): Promise<void> {
+    this.attempts.push(text);
+    if (this.down) throw new HomeserverError(`HTTP ${this.downStatus}`, this.downStatus, undefined, true);
+    if (hasLoneSurrogate(text) || hasLoneSurrogate(html)) throw new HomeserverError('Internal server error', 500, 'M_UNKNOWN', true);
+    const answer = this.answers.find((a) => text.includes(a.marker));
+    if (answer) throw new HomeserverError(`HTTP ${answer.status}`, answer.status, answer.errcode, answer.status >= 500);
+    this.notices.push({ text, html });
+  }
+  get texts(): string[] {
+    return this.notices.map((n) => n.text);
+  }
+}
+
+const userOf = (text: string): string | undefined => /@user\d+/.exec(text)?.[0];
 
 /** Time that moves only when the test says so. */
 class FakeClock implements ReporterClock {
@@ -219,7 +258,8 @@ describe('admin room reporter', () => {
     expect(sender.attempts, 'one try and two retries, then it stops trying').to.equal(3);
     sender.failures = 0;
     await reporter.stop();
-    expect(sender.texts.map((t) => t.match(/@user\d/)?.[0])).to.deep.equal(['@user1', '@user2']);
+    expect(sender.texts[0]).to.match(/^⚠️ The homeserver was unreachable from \S+Z to \S+Z; 2 notices were delayed and follow$/);
+    expect(sender.texts.slice(1).map((t) => t.match(/@user\d/)?.[0])).to.deep.equal(['@user1', '@user2']);
   });
 
   it('survives a sender that throws instead of rejecting', async () => {
@@ -256,5 +296,261 @@ describe('admin room reporter', () => {
     const lines = sender.texts[0]!.split('\n');
     expect(lines).to.have.length(6);
     expect(lines[1]).to.equal('- ✅ Created eve\ufffd- ✅ Created @ceo:example.org\ufffd');
+  });
+
+  it('renders how it was done, and whether the bridge retries a failure', async () => {
+    const sender = new RecordingSender();
+    const reporter = new AdminRoomReporter(sender, { ...options, burstThreshold: 10 });
+    const bob = { userName: 'bob@example.com', matrixId: '@bob:example.org' };
+    reporter.report({ kind: 'adopted', ...bob, source: 'entra' });
+    reporter.report({ kind: 'disabled', ...bob, how: 'locked', source: 'entra' });
+    reporter.report({ kind: 'deleted', ...bob, how: 'deactivated, not erased' });
+    reporter.report({ kind: 'failed', ...bob, reason: 'the homeserver is unreachable', willRetry: true, source: 'entra' });
+    reporter.report({ kind: 'failed', userName: 'carol@example.com', willRetry: true });
+    reporter.report({ kind: 'drift', ...bob, reason: 'display name is "Bobby" on the homeserver, "Bob" in the IdP' });
+    reporter.report({ kind: 'drift-resolved', ...bob, reason: 'display name' });
+    await reporter.stop();
+    expect(sender.texts).to.deep.equal([
+      '📥 Adopted existing account @bob:example.org (userName bob@example.com) (via entra)',
+      '🔒 Disabled (locked) @bob:example.org (userName bob@example.com) (via entra)',
+      '🗑️ Deleted (deactivated, not erased) @bob:example.org (userName bob@example.com)',
+      '⚠️ Failed to provision @bob:example.org (userName bob@example.com): the homeserver is unreachable; will retry (via entra)',
+      '⚠️ Failed to provision carol@example.com (will retry)',
+      '🔀 Drift on @bob:example.org (userName bob@example.com): display name is "Bobby" on the homeserver, "Bob" in the IdP',
+      '🟰 Drift resolved on @bob:example.org (userName bob@example.com): display name',
+    ]);
+    expect(sender.notices[1]!.html).to.equal('🔒 Disabled (locked) <code>@bob:example.org</code> (userName bob@example.com) (via entra)');
+    expect(sender.notices[5]!.html).to.include('display name is &#34;Bobby&#34; on the homeserver');
+  });
+
+  it('gathers refused requests per IdP over the window into one line each, never a notice each', async () => {
+    const clock = new FakeClock();
+    const sender = new RecordingSender();
+    const reporter = new AdminRoomReporter(sender, { ...options, burstThreshold: 10, windowMs: 10_000, clock });
+    const refused = (userName: string, reason: string, source: string): ProvisioningEvent => ({ kind: 'refused', userName, reason, source });
+    reporter.report(refused('alice@example.com', 'userName is taken', 'entra'));
+    reporter.report(created(1));
+    clock.advance(2_000);
+    reporter.report(refused('bob@example.com', 'email bob@example.com is held by @robert:example.org', 'entra'));
+    reporter.report(refused('carol@example.com', 'userName is taken', 'okta'));
+    reporter.report(refused('admin@example.com', '@admin:example.org is protected', 'entra'));
+    clock.advance(7_000);
+    await settle();
+    expect(sender.texts, 'refusals wait for the end of the window').to.deep.equal([
+      '✅ Created @user1:example.org (userName user1@example.com) (via entra)',
+    ]);
+    clock.advance(1_000);
+    await settle();
+    expect(sender.texts.slice(1)).to.deep.equal([
+      '⛔ Refused 3 requests from entra: alice@example.com (userName is taken); ' +
+        'bob@example.com (email bob@example.com is held by @robert:example.org); admin@example.com (@admin:example.org is protected)',
+      '⛔ Refused a request for carol@example.com: userName is taken (via okta)',
+    ]);
+
+    for (let i = 0; i < 25; i++) reporter.report(refused(`u${i}@example.com`, 'userName is taken', 'entra'));
+    clock.advance(10_000);
+    await settle();
+    expect(sender.texts).to.have.length(4);
+    expect(sender.texts[3]).to.match(/^⛔ Refused 25 requests from entra: u0@example\.com \(userName is taken\); .* and 15 more$/);
+    await reporter.stop();
+  });
+
+  it('replaces a lone surrogate the homeserver would refuse, and posts the ten notices after it', async () => {
+    const homeserver = new FlakyHomeserver();
+    const reporter = new AdminRoomReporter(homeserver, { ...options, burstThreshold: 20 });
+    reporter.report({ kind: 'created', subject: 'group', userName: 'G \ud800 x', matrixId: '!room:example.org', source: 'entra' });
+    for (let i = 0; i < 10; i++) reporter.report(created(i));
+    await reporter.stop();
+    expect(homeserver.texts).to.have.length(11);
+    expect(homeserver.texts[0]).to.equal('✅ Created group "G \ufffd x" (room !room:example.org) (via entra)');
+    expect(homeserver.notices[0]!.html).to.include('G \ufffd x');
+    expect(homeserver.texts.slice(1).map(userOf)).to.deep.equal([...Array(10).keys()].map((i) => `@user${i}`));
+  });
+
+  it('drops a notice the homeserver refuses, without retrying it, and posts the later ones', async () => {
+    const homeserver = new FlakyHomeserver();
+    homeserver.answers.push({ marker: 'user1@', status: 413, errcode: 'M_TOO_LARGE' });
+    const outbox = new MemoryNoticeOutbox();
+    const reporter = new AdminRoomReporter(homeserver, { ...options, burstThreshold: 20, outbox });
+    for (let i = 0; i < 4; i++) reporter.report(created(i));
+    await reporter.stop();
+    expect(homeserver.texts.map(userOf)).to.deep.equal(['@user0', '@user2', '@user3']);
+    expect(homeserver.attempts.filter((t) => t.includes('user1@')), 'a refusal is not retried').to.have.length(1);
+    expect(outbox.size).to.equal(0);
+  });
+
+  it('posts a plain fallback in place of a notice the homeserver fails on while it takes others', async () => {
+    const homeserver = new FlakyHomeserver();
+    homeserver.answers.push({ marker: 'user1@', status: 500, errcode: 'M_UNKNOWN' });
+    const outbox = new MemoryNoticeOutbox();
+    const reporter = new AdminRoomReporter(homeserver, { ...options, burstThreshold: 20, outbox });
+    for (let i = 0; i < 4; i++) reporter.report(created(i));
+    await reporter.stop();
+    expect(homeserver.texts).to.have.length(4);
+    expect(homeserver.texts.map(userOf)).to.deep.equal(['@user0', undefined, '@user2', '@user3']);
+    expect(homeserver.texts[1]).to.match(
+      /^A notice could not be posted here: the homeserver failed on it \(HTTP 500 M_UNKNOWN\)\. Its text is in the bridge's log under ref [0-9a-f]{8}\.$/,
+    );
+    expect(homeserver.texts[1]).to.match(/^[\x20-\x7e]+$/);
+    expect(outbox.size).to.equal(0);
+  });
+
+  it('holds every notice while the homeserver fails on all of them, fallback included, and drops none', async () => {
+    const homeserver = new FlakyHomeserver();
+    homeserver.down = true;
+    homeserver.downStatus = 500;
+    const outbox = new MemoryNoticeOutbox();
+    const reporter = new AdminRoomReporter(homeserver, { ...options, burstThreshold: 20, outbox });
+    reporter.report(created(1));
+    reporter.report(created(2));
+    await reporter.flush();
+    expect(outbox.size).to.equal(2);
+    homeserver.down = false;
+    await reporter.stop();
+    expect(homeserver.texts.map(userOf)).to.deep.equal([undefined, '@user1', '@user2']);
+    expect(homeserver.texts[0]).to.match(/^⚠️ The homeserver was unreachable from .*; 2 notices were delayed and follow$/);
+    expect(outbox.size).to.equal(0);
+  });
+
+  it('tells the room how long the homeserver was away, then posts the held notices in order', async () => {
+    const clock = new FakeClock();
+    const homeserver = new FlakyHomeserver();
+    const outbox = new MemoryNoticeOutbox();
+    const reporter = new AdminRoomReporter(homeserver, {
+      ...options,
+      burstThreshold: 20,
+      retryDelaysMs: [],
+      redeliverAfterMs: 30_000,
+      outbox,
+      clock,
+    });
+    homeserver.down = true;
+    reporter.report(created(1));
+    clock.advance(0);
+    await settle();
+    expect(outbox.size, 'held in the outbox, not only in memory').to.equal(1);
+    clock.advance(5_000);
+    reporter.report(created(2));
+    clock.advance(0);
+    await settle();
+    expect(outbox.size).to.equal(2);
+    expect(homeserver.attempts, 'new events during an outage wait for the next try').to.have.length(1);
+    clock.advance(25_000);
+    await settle();
+    expect(homeserver.attempts, 'tried again after redeliverAfterMs').to.have.length(2);
+    homeserver.down = false;
+    reporter.report(created(3));
+    clock.advance(30_000);
+    await settle();
+    expect(homeserver.texts).to.deep.equal([
+      '⚠️ The homeserver was unreachable from 1970-01-01T00:16:40Z to 1970-01-01T00:17:40Z; 3 notices were delayed and follow',
+      '✅ Created @user1:example.org (userName user1@example.com) (via entra)',
+      '✅ Created @user2:example.org (userName user2@example.com) (via entra)',
+      '✅ Created @user3:example.org (userName user3@example.com) (via entra)',
+    ]);
+    expect(outbox.size).to.equal(0);
+    reporter.report(created(4));
+    clock.advance(0);
+    await settle();
+    expect(homeserver.texts.at(-1), 'back to posting straight away').to.include('@user4');
+    await reporter.stop();
+  });
+
+  it('keeps a bounded number of held notices and says how many it had to drop', async () => {
+    const homeserver = new FlakyHomeserver();
+    homeserver.down = true;
+    const outbox = new MemoryNoticeOutbox();
+    const reporter = new AdminRoomReporter(homeserver, { ...options, burstThreshold: 1_000, retryDelaysMs: [], outbox });
+    for (let i = 0; i < 205; i++) reporter.report(created(i));
+    await reporter.flush();
+    expect(outbox.size).to.equal(200);
+    homeserver.down = false;
+    await reporter.stop();
+    expect(homeserver.texts[0]).to.match(
+      /; 200 notices were delayed and follow; 5 notices could not be kept and are only in the bridge's log$/,
+    );
+    expect(homeserver.texts.slice(1).map(userOf)).to.deep.equal([...Array(200).keys()].map((i) => `@user${i + 5}`));
+  });
+
+  it('posts the notices an earlier run held, first thing after a restart', async () => {
+    const clock = new FakeClock();
+    const homeserver = new FlakyHomeserver();
+    homeserver.down = true;
+    const outbox = new MemoryNoticeOutbox();
+    const before = new AdminRoomReporter(homeserver, { ...options, burstThreshold: 20, retryDelaysMs: [], outbox, clock });
+    before.report(created(1));
+    before.report(created(2));
+    await before.stop();
+    expect(outbox.size).to.equal(2);
+
+    clock.time += 3_600_000;
+    homeserver.down = false;
+    const after = new AdminRoomReporter(homeserver, { ...options, burstThreshold: 20, outbox, clock });
+    after.report(created(3));
+    clock.advance(0);
+    await settle();
+    expect(homeserver.texts[0]).to.equal(
+      '⚠️ Notices could not be posted from 1970-01-01T00:16:40Z to 1970-01-01T01:16:40Z ' +
+        '(the homeserver was unreachable, then the bridge restarted); 2 notices were delayed and follow',
+    );
+    expect(homeserver.texts.slice(1).map(userOf)).to.deep.equal(['@user1', '@user2', '@user3']);
+    expect(outbox.size).to.equal(0);
+    await after.stop();
+  });
+
+  it('keeps held notices in the database across closing and reopening it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'msb-outbox-'));
+    try {
+      const file = path.join(dir, 'bridge.db');
+      const homeserver = new FlakyHomeserver();
+      homeserver.down = true;
+      let store = await SqliteStore.open(file);
+      const before = new AdminRoomReporter(homeserver, { ...options, burstThreshold: 20, retryDelaysMs: [], outbox: store.notices });
+      before.report(created(1));
+      before.report(failed(2, 'the homeserver <refused> it'));
+      await before.stop();
+      await store.close();
+
+      store = await SqliteStore.open(file);
+      const held = await store.notices.pending(10);
+      expect(held.map((h) => h.notice.text)).to.deep.equal([
+        '✅ Created @user1:example.org (userName user1@example.com) (via entra)',
+        '⚠️ Failed to provision broken2@example.com: the homeserver <refused> it',
+      ]);
+      expect(held[1]!.notice.html).to.include('&#60;refused&#62;');
+      expect(held[0]!.id).to.be.below(held[1]!.id);
+      homeserver.down = false;
+      const after = new AdminRoomReporter(homeserver, { ...options, burstThreshold: 20, outbox: store.notices });
+      await after.stop();
+      expect(homeserver.texts.slice(1)).to.deep.equal(held.map((h) => h.notice.text));
+      expect(await store.notices.pending(10)).to.deep.equal([]);
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the SQLite outbox hands notices back in the order they were added, and forgets removed ones', async () => {
+    const store = await SqliteStore.open(':memory:');
+    try {
+      const ids = await store.notices.add(
+        [
+          { text: 'a', html: '<p>a</p>' },
+          { text: 'b', html: 'b' },
+          { text: 'c', html: 'c' },
+        ],
+        '2025-01-01T00:00:00.000Z',
+      );
+      expect(ids).to.have.length(3);
+      await store.notices.remove([ids[1]!]);
+      const more = await store.notices.add([{ text: 'd', html: 'd' }], '2025-01-01T00:01:00.000Z');
+      expect(more[0]).to.be.above(ids[2]!);
+      const held = await store.notices.pending(10);
+      expect(held.map((h) => h.notice.text)).to.deep.equal(['a', 'c', 'd']);
+      expect(held[0]).to.deep.equal({ id: ids[0], notice: { text: 'a', html: '<p>a</p>' }, heldAt: '2025-01-01T00:00:00.000Z' });
+      expect(await store.notices.pending(1)).to.have.length(1);
+    } finally {
+      await store.close();
+    }
   });
 });
