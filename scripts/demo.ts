@@ -69,6 +69,8 @@ async function main(): Promise<void> {
     const raw = hs.bridgeConfig({
       scim: { port: scimPort },
       database: { engine: 'sqlite', path: join(DEMO_DIR, 'bridge.db') },
+      // Drift from what you do in Synapse by hand shows up in the admin room within a minute.
+      drift: { checkIntervalMinutes: 1 },
     });
     await writeFile(join(DEMO_DIR, 'bridge-config.json'), `${JSON.stringify(raw, null, 2)}\n`, { mode: 0o600 });
     bridge = await start(parseConfig(raw, DEMO_DIR), hs.registration);

@@ -1,4 +1,3 @@
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Bridge } from 'matrix-appservice-bridge';
 import type { BridgeConfig } from './config/load.ts';
@@ -6,6 +5,7 @@ import { loadRegistration, type Registration } from './config/registration.ts';
 import { configureLogging, logger } from './log.ts';
 import { AdminRoomReporter } from './matrix/adminRoom.ts';
 import { ensureAdminRoom } from './matrix/adminRoomSetup.ts';
+import { AdminConsole } from './matrix/console.ts';
 import { startAppservice } from './matrix/appservice.ts';
 import { HomeserverClient, HomeserverError } from './matrix/homeserverClient.ts';
 import { SynapsePort } from './matrix/synapsePort.ts';
@@ -13,10 +13,12 @@ import { UserProvisioner } from './provisioning/users.ts';
 import { protectedPatterns } from './provisioning/mapping.ts';
 import { GroupProvisioner } from './provisioning/groups.ts';
 import { JournalWorker } from './provisioning/journal.ts';
+import { Reconciler, type ReconcileRequest, type ReconcileResult } from './provisioning/reconciler.ts';
 import { userBackend } from './provisioning/backends.ts';
 import { SynapseRooms } from './matrix/rooms.ts';
 import { SCIM_BASE_PATH } from './scim/router.ts';
 import { createScimApp } from './scim/server.ts';
+import { createScimServer } from './scim/listener.ts';
 import { SqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/types.ts';
 
@@ -30,6 +32,8 @@ export interface BridgeHandles {
   store: Store;
   users: UserProvisioner;
   groups: GroupProvisioner;
+  /** Compares every user and group with the homeserver now, reporting drift and repairing what is asked. */
+  reconcile(request?: ReconcileRequest): Promise<ReconcileResult>;
   /** Runs due journal entries now (the worker also does it on its own); `now` later skips back-off. */
   runJournal(now?: Date): Promise<number>;
   stop(): Promise<void>;
@@ -100,6 +104,8 @@ export async function start(config: BridgeConfig, registration?: Registration): 
     for (const fn of cleanups.reverse()) await fn().catch((e: unknown) => log.warn('error while stopping', e));
   };
 
+  // Built once the admin room is known; events before that are not commands for it.
+  let adminConsole: AdminConsole | undefined;
   try {
     const bridge: Bridge = await checked(
       `the appservice listener cannot start on ${config.appservice.bindAddress}:${config.appservice.port}`,
@@ -110,6 +116,7 @@ export async function start(config: BridgeConfig, registration?: Registration): 
           registration: reg,
           bindAddress: config.appservice.bindAddress,
           port: config.appservice.port,
+          onEvent: (event) => void adminConsole?.handle(event),
         }),
       () => 'choose a free appservice.port',
     );
@@ -145,12 +152,11 @@ export async function start(config: BridgeConfig, registration?: Registration): 
 
     const reporter = new AdminRoomReporter(
       { sendNotice: (text, html) => client.sendNotice(adminRoomId, text, html) },
-      { burstThreshold: config.adminRoom.burstThreshold, windowMs: config.adminRoom.burstWindowSeconds * 1000 },
+      { burstThreshold: config.adminRoom.burstThreshold, windowMs: config.adminRoom.burstWindowSeconds * 1000, outbox: store.notices },
     );
     cleanups.push(() => reporter.stop());
 
     const port = new SynapsePort(client, {
-      disablePolicy: config.provisioning.onDisable,
       ...(config.provisioning.externalIdProvider ? { externalIdProvider: config.provisioning.externalIdProvider } : {}),
       ...(config.avatars.enabled
         ? {
@@ -172,8 +178,11 @@ export async function start(config: BridgeConfig, registration?: Registration): 
       protectedUsers: protectedPatterns(botUserId, config.provisioning.protectedUsers),
       adoptExistingUsers: config.provisioning.adoptExistingUsers,
       eraseOnDelete: config.provisioning.eraseOnDelete,
+      disablePolicy: config.provisioning.onDisable,
+      operatorDisabled: config.provisioning.operatorDisabled,
     }, wake);
-    const groups = new GroupProvisioner(store, new SynapseRooms(client, botUserId), reporter, {
+    const rooms = new SynapseRooms(client, botUserId);
+    const groups = new GroupProvisioner(store, rooms, reporter, {
       roomType: config.groups.roomType,
       onDelete: config.groups.onDelete,
       ...(config.groups.memberPowerLevel !== undefined ? { memberPowerLevel: config.groups.memberPowerLevel } : {}),
@@ -195,7 +204,7 @@ export async function start(config: BridgeConfig, registration?: Registration): 
       groups,
       readiness: async () => ({ users: await store.countUsers() }),
     });
-    const server = http.createServer(app.callback());
+    const server = createScimServer(app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.scim.port, config.scim.bindAddress, () => resolve());
@@ -208,6 +217,24 @@ export async function start(config: BridgeConfig, registration?: Registration): 
 
     journal.start(JOURNAL_INTERVAL_MS);
     cleanups.push(() => journal.stop());
+    const reconciler = new Reconciler(store, users, rooms, reporter, { repair: config.drift.repair, wakeJournal: wake });
+    reconciler.start(config.drift.checkIntervalMinutes * 60_000);
+    cleanups.push(() => reconciler.stop());
+    adminConsole = new AdminConsole({
+      roomId: adminRoomId,
+      botUserId,
+      operators: config.adminRoom.operators,
+      room: {
+        powerLevelOf: async (userId) => {
+          const levels = (await client.getState(adminRoomId, 'm.room.power_levels')) ?? {};
+          const users = (levels['users'] ?? {}) as Record<string, unknown>;
+          const level = users[userId] ?? levels['users_default'] ?? 0;
+          return typeof level === 'number' ? level : 0;
+        },
+        reply: (text, html) => client.sendNotice(adminRoomId, text, html),
+      },
+      context: { reconcile: (request) => reconciler.run(request) },
+    });
 
     log.info(`SCIM API listening at ${scimUrl}; admin room ${adminRoomId}`);
     return {
@@ -218,6 +245,7 @@ export async function start(config: BridgeConfig, registration?: Registration): 
       users,
       groups,
       runJournal: (now?: Date) => journal.run(now),
+      reconcile: (request) => reconciler.run(request),
       stop: async () => {
         server.closeAllConnections();
         await cleanup();

@@ -157,6 +157,8 @@ export async function bootstrapHomeserver(options: BootstrapOptions): Promise<Bo
           avatars: { allowHttp: true, allowedNetworks: ['127.0.0.1/32'] },
           database: { engine: 'sqlite', path: join(dir, 'bridge.db') },
           logging: { level: 'warn' },
+          // Tests ask for drift checks themselves (handles.reconcile) so that none runs behind their back.
+          drift: { checkIntervalMinutes: 0 },
         },
         overrides,
       );

@@ -108,7 +108,13 @@ export const configSchema = z
         adoptExistingUsers: z
           .boolean()
           .default(false)
-          .describe('take over accounts that exist on the homeserver but were not made by the bridge'),
+          .describe('take over accounts that exist on the homeserver but were not made by the bridge (never a server admin)'),
+        operatorDisabled: z
+          .enum(['keep', 'idp-wins'])
+          .default('keep')
+          .describe(
+            'when the IdP asks for active:true on an account an operator locked, suspended or deactivated on the homeserver: keep it as the operator left it and report the drift, or let the IdP win',
+          ),
       })
       .strict()
       .default({
@@ -117,7 +123,22 @@ export const configSchema = z
         eraseOnDelete: false,
         protectedUsers: [],
         adoptExistingUsers: false,
+        operatorDisabled: 'keep',
       }),
+    drift: z
+      .object({
+        checkIntervalMinutes: z
+          .number()
+          .min(0)
+          .default(60)
+          .describe('how often (minutes) every user and group is compared with the homeserver and differences reported; the first check runs a minute after start (0: only on demand)'),
+        repair: z
+          .array(z.enum(['displayName', 'avatar', 'emails', 'phoneNumbers', 'externalId', 'active']))
+          .default([])
+          .describe('fields the bridge sets back to the IdP\'s value when it finds drift (default: none, report only)'),
+      })
+      .strict()
+      .default({ checkIntervalMinutes: 60, repair: [] }),
     avatars: z
       .object({
         enabled: z.boolean().default(true).describe('set avatars from photos'),

@@ -5,9 +5,9 @@ import { logger } from '../log.ts';
 const log = logger('Appservice');
 
 /**
- * The appservice listener: only the homeserver talks to it (transactions and ping). The
- * bridge reacts to no room events yet; matrix-appservice-bridge checks the hs_token and
- * de-duplicates transactions.
+ * The appservice listener: only the homeserver talks to it (transactions and ping).
+ * matrix-appservice-bridge checks the hs_token and de-duplicates transactions; each room
+ * event goes to `onEvent` (the admin-room console picks its room's messages).
  */
 export async function startAppservice(options: {
   homeserverUrl: string;
@@ -15,6 +15,7 @@ export async function startAppservice(options: {
   registration: Registration;
   bindAddress: string;
   port: number;
+  onEvent: (event: Record<string, unknown>) => void;
 }): Promise<Bridge> {
   const bridge = new Bridge({
     homeserverUrl: options.homeserverUrl,
@@ -25,7 +26,7 @@ export async function startAppservice(options: {
     disableStores: true,
     disableContext: true,
     controller: {
-      onEvent: () => undefined,
+      onEvent: (request) => options.onEvent(request.getData() as unknown as Record<string, unknown>),
     },
   });
   await bridge.initialise();

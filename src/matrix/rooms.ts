@@ -74,6 +74,10 @@ export class SynapseRooms implements RoomPort {
     if (changed) await this.#client.putState(roomId, 'm.room.power_levels', '', { ...current, users });
   }
 
+  async joinedMembers(roomId: string): Promise<string[]> {
+    return (await this.#client.joinedMembers(roomId)).filter((m) => m !== this.#botUserId);
+  }
+
   async closeRoom(roomId: string, name: string): Promise<void> {
     await this.setName(roomId, `${name} (closed)`);
     await this.#client.leave(roomId);

@@ -1,4 +1,10 @@
-import type { ApplyOutcome, DisablePolicy, HomeserverPort, OwnershipConflict } from '../provisioning/ports.ts';
+import type {
+  AccountState,
+  AccountWrite,
+  ApplyOutcome,
+  HomeserverPort,
+  OwnershipConflict,
+} from '../provisioning/ports.ts';
 import type { DesiredAccount } from '../provisioning/mapping.ts';
 import type { AppliedState } from '../store/types.ts';
 import { fetchAvatar, type AvatarFetchOptions } from './avatarFetch.ts';
@@ -7,8 +13,14 @@ import { logger } from '../log.ts';
 
 const log = logger('SynapsePort');
 
+type Json = Record<string, unknown>;
+
+/** What Synapse holds, with the links to other SSO providers that a write must keep. */
+interface SynapseAccountState extends AccountState {
+  otherExternalIds: Json[];
+}
+
 export interface SynapsePortOptions {
-  disablePolicy: DisablePolicy;
   /** SSO provider the externalId is linked to (e.g. oidc-keycloak); none: not linked. */
   externalIdProvider?: string;
   /** Avatar fetching; undefined: photos given as URLs are ignored. */
@@ -25,9 +37,28 @@ export class SynapsePort implements HomeserverPort {
     this.#options = options;
   }
 
-  async lookup(matrixId: string): Promise<{ deactivated: boolean } | undefined> {
+  async lookup(matrixId: string): Promise<AccountState | undefined> {
     const user = await this.#client.getUser(matrixId);
-    return user ? { deactivated: user['deactivated'] === true } : undefined;
+    if (!user) return undefined;
+    const threepids = Array.isArray(user['threepids']) ? (user['threepids'] as Json[]) : [];
+    const addresses = (medium: string) =>
+      threepids.filter((t) => t['medium'] === medium && typeof t['address'] === 'string').map((t) => String(t['address']));
+    const provider = this.#options.externalIdProvider;
+    const links = Array.isArray(user['external_ids']) ? (user['external_ids'] as Json[]) : [];
+    const link = provider ? links.find((l) => l['auth_provider'] === provider) : undefined;
+    const state: SynapseAccountState = {
+      admin: user['admin'] === true,
+      deactivated: user['deactivated'] === true,
+      locked: user['locked'] === true,
+      suspended: user['suspended'] === true,
+      displayName: typeof user['displayname'] === 'string' ? user['displayname'] : null,
+      avatarUrl: typeof user['avatar_url'] === 'string' && user['avatar_url'] !== '' ? user['avatar_url'] : null,
+      emails: addresses('email'),
+      msisdns: addresses('msisdn'),
+      externalId: provider ? (typeof link?.['external_id'] === 'string' ? link['external_id'] : null) : undefined,
+      otherExternalIds: links.filter((l) => l !== link),
+    };
+    return state;
   }
 
   async ownershipConflicts(account: DesiredAccount): Promise<OwnershipConflict[]> {
@@ -51,51 +82,70 @@ export class SynapsePort implements HomeserverPort {
     return conflicts;
   }
 
-  async apply(account: DesiredAccount, previous: AppliedState, password: string | undefined): Promise<ApplyOutcome> {
-    await this.#client.register(account.localpart);
+  /**
+   * A new account is created by the admin API's PUT with everything it needs, so that a
+   * value Synapse refuses (checked before it creates anything) leaves no account behind.
+   * Synapse takes a lock only on an existing account: that is a second write.
+   */
+  async apply(write: AccountWrite, current: AccountState | undefined, previous: AppliedState): Promise<ApplyOutcome> {
     const warnings: string[] = [];
-    const applied: AppliedState = {};
-    const avatarUrl = await this.#avatar(account, previous, applied, warnings);
-
-    const current = await this.#client.getUser(account.matrixId);
-    const body: Record<string, unknown> = {
-      threepids: [
-        ...account.emails.map((address) => ({ medium: 'email', address })),
-        ...account.msisdns.map((address) => ({ medium: 'msisdn', address })),
-      ],
+    const applied: AppliedState = { ...previous };
+    const body: Json = {};
+    if (write.displayName !== undefined && write.displayName !== null) body['displayname'] = write.displayName;
+    if (write.avatar !== undefined) {
+      const avatarUrl = await this.#avatar(write, previous, applied, warnings);
+      if (avatarUrl !== undefined && !(write.create && avatarUrl === '')) body['avatar_url'] = avatarUrl;
+    }
+    if (write.threepids) {
+      body['threepids'] = [
+        ...write.threepids.emails.map((address) => ({ medium: 'email', address })),
+        ...write.threepids.msisdns.map((address) => ({ medium: 'msisdn', address })),
+      ];
+    }
+    const provider = this.#options.externalIdProvider;
+    if (provider && write.externalId !== undefined) {
+      // Synapse replaces the whole list: links to other providers (an operator's) are kept.
+      const others = (current as SynapseAccountState | undefined)?.otherExternalIds ?? [];
+      body['external_ids'] = [...others, ...(write.externalId ? [{ auth_provider: provider, external_id: write.externalId }] : [])];
+    }
+    if (write.password !== undefined) {
+      body['password'] = write.password;
       // The IdP resending the same password on every update must not log people out.
-      logout_devices: false,
-    };
-    if (account.displayName !== null) body['displayname'] = account.displayName;
-    if (avatarUrl !== undefined) body['avatar_url'] = avatarUrl;
-    if (password !== undefined) body['password'] = password;
-    if (this.#options.externalIdProvider) {
-      body['external_ids'] = account.externalId
-        ? [{ auth_provider: this.#options.externalIdProvider, external_id: account.externalId }]
-        : [];
+      body['logout_devices'] = false;
     }
-    const policy = this.#options.disablePolicy;
-    if (policy === 'lock') body['locked'] = !account.active;
-    if (current?.['deactivated'] === true && account.active) body['deactivated'] = false;
-    await this.#client.putUser(account.matrixId, body);
+    const states: Json = {};
+    if (write.disable === 'lock') states['locked'] = true;
+    if (write.enable?.includes('locked')) states['locked'] = false;
+    if (write.enable?.includes('deactivated')) states['deactivated'] = false;
+    if (write.create) {
+      await this.#client.putUser(write.matrixId, body);
+      if (Object.keys(states).length > 0) await this.#client.putUser(write.matrixId, states);
+    } else if (Object.keys(body).length + Object.keys(states).length > 0) {
+      await this.#client.putUser(write.matrixId, { ...body, ...states });
+    }
 
-    if (policy === 'suspend') await this.#client.suspend(account.matrixId, !account.active);
-    if (policy === 'deactivate' && !account.active && current?.['deactivated'] !== true) {
-      await this.#client.deactivate(account.matrixId, false);
-    }
+    if (write.disable === 'suspend') await this.#client.suspend(write.matrixId, true);
+    if (write.enable?.includes('suspended')) await this.#client.suspend(write.matrixId, false);
+    if (write.disable === 'deactivate') await this.#client.deactivate(write.matrixId, false);
     return { applied, warnings };
   }
 
   /** The avatar_url to set: undefined leaves the current one alone. */
   async #avatar(
-    account: DesiredAccount,
+    write: AccountWrite,
     previous: AppliedState,
     applied: AppliedState,
     warnings: string[],
   ): Promise<string | undefined> {
-    const source = account.avatar;
-    if (source === null) return previous.avatarSource || previous.avatarMxc ? '' : undefined;
+    const source = write.avatar ?? null;
+    const account = write;
+    if (source === null) {
+      delete applied.avatarSource;
+      delete applied.avatarMxc;
+      return previous.avatarSource || previous.avatarMxc ? '' : undefined;
+    }
     if (source.kind === 'mxc') {
+      delete applied.avatarSource;
       applied.avatarMxc = source.uri;
       return source.uri;
     }

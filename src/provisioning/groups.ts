@@ -303,6 +303,7 @@ export class GroupProvisioner {
     } else if (!applied.roomId) {
       const roomId = await this.#rooms.createRoom({ name: group.displayName, space: this.#settings.roomType === 'space' });
       log.info(`created ${roomId} for group "${group.displayName}"`);
+      this.#events.report({ kind: 'updated', subject: 'group', userName: group.displayName, matrixId: roomId, reason: 'its room was created' });
       applied = { ...applied, roomId, roomName: group.displayName };
       ids = [roomId];
     } else {

@@ -1,4 +1,4 @@
-import type { DesiredAccount } from './mapping.ts';
+import type { AvatarSource, DesiredAccount } from './mapping.ts';
 import type { AppliedState } from '../store/types.ts';
 
 /**
@@ -36,6 +36,43 @@ export interface ApplyOutcome {
 
 export type DisablePolicy = 'lock' | 'suspend' | 'deactivate';
 
+/** The ways an account can be disabled on the homeserver. */
+export type DisabledState = 'locked' | 'suspended' | 'deactivated';
+
+/** An account as the homeserver holds it now: the bridge's input, never assumed. */
+export interface AccountState {
+  admin: boolean;
+  deactivated: boolean;
+  locked: boolean;
+  suspended: boolean;
+  displayName: string | null;
+  avatarUrl: string | null;
+  emails: string[];
+  msisdns: string[];
+  /** The link to the configured SSO provider; undefined when no provider is configured. */
+  externalId: string | null | undefined;
+}
+
+/**
+ * One write to an account: only the fields present are touched. Lists are the whole new
+ * list, computed by the core from what the homeserver holds (so entries an operator added
+ * stay).
+ */
+export interface AccountWrite {
+  matrixId: string;
+  localpart: string;
+  /** The account does not exist yet. */
+  create: boolean;
+  displayName?: string | null;
+  avatar?: AvatarSource | null;
+  threepids?: { emails: string[]; msisdns: string[] };
+  externalId?: string | null;
+  password?: string;
+  disable?: DisablePolicy;
+  /** Disabled states to undo. */
+  enable?: DisabledState[];
+}
+
 /**
  * The homeserver as the provisioning core sees it. Every method is idempotent: running it
  * again after a failure half-way converges to the same state, which is what lets the
@@ -43,10 +80,13 @@ export type DisablePolicy = 'lock' | 'suspend' | 'deactivate';
  */
 export interface HomeserverPort {
   /** The account's state on the homeserver, or undefined if no such user exists. */
-  lookup(matrixId: string): Promise<{ deactivated: boolean } | undefined>;
+  lookup(matrixId: string): Promise<AccountState | undefined>;
   ownershipConflicts(account: DesiredAccount): Promise<OwnershipConflict[]>;
-  /** Makes the homeserver hold `account`, creating it if needed. */
-  apply(account: DesiredAccount, previous: AppliedState, password: string | undefined): Promise<ApplyOutcome>;
+  /**
+   * Writes exactly what `write` holds (creating the account if asked); `current` is what
+   * the homeserver held before, `previous` what the bridge applied last.
+   */
+  apply(write: AccountWrite, current: AccountState | undefined, previous: AppliedState): Promise<ApplyOutcome>;
   /** Deactivates (and optionally erases) the account; done already counts as success. */
   remove(matrixId: string, erase: boolean): Promise<void>;
 }
@@ -71,6 +111,8 @@ export interface RoomPort {
   removeMember(roomId: string, matrixId: string, reason: string): Promise<void>;
   /** Sets these users' power levels, or back to the room's default for null (others are left alone). */
   setPowerLevels(roomId: string, levels: Record<string, number | null>): Promise<void>;
+  /** Who is joined to the room now, the bot left out (the reconciler compares it with the group). */
+  joinedMembers(roomId: string): Promise<string[]>;
   /** After a group is deleted: the room is renamed as closed and the bot leaves. */
   closeRoom(roomId: string, name: string): Promise<void>;
 }

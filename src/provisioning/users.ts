@@ -3,11 +3,23 @@ import { ScimError, badRequest, conflict, notFound, preconditionFailed, unavaila
 import { applyPatch } from '../scim/patch/apply.ts';
 import type { JournalEntry, Store, UserListQuery, UserPage, UserRecord } from '../store/types.ts';
 import type { EventSink, ProvisioningEvent } from './events.ts';
-import { accountProblems, desiredAccount, displayNameOf, localpartFor, type LocalpartPolicy } from './mapping.ts';
-import type { HomeserverPort } from './ports.ts';
+import { desiredAccount, displayNameOf, localpartFor, type LocalpartPolicy } from './mapping.ts';
+import { HomeserverError, type AccountState, type DisablePolicy, type HomeserverPort } from './ports.ts';
+import {
+  DRIFT_FIELDS,
+  describeDrift,
+  driftNews,
+  planAccount,
+  policyState,
+  syncedOf,
+  type Drift,
+  type DriftField,
+  type OperatorDisablePolicy,
+} from './accountPlan.ts';
 import { KeyedSerializer } from './serial.ts';
+import { DEFAULT_RETRY_AFTER_S, UserChecks } from './userChecks.ts';
+import { changedFields, isTrue, patchAssertsActive, withoutPassword } from './userInput.ts';
 import { checkVersion } from './versions.ts';
-import { HomeserverError } from './ports.ts';
 import { logger } from '../log.ts';
 
 const log = logger('Provisioning');
@@ -20,6 +32,9 @@ export interface ProvisioningSettings {
   protectedUsers: RegExp[];
   adoptExistingUsers: boolean;
   eraseOnDelete: boolean;
+  disablePolicy: DisablePolicy;
+  /** When the IdP asks for an account an operator disabled outside the bridge. */
+  operatorDisabled: OperatorDisablePolicy;
 }
 
 /** Who asked: the name of the IdP's bearer token. */
@@ -27,28 +42,31 @@ export interface RequestContext {
   source: string;
 }
 
-/** How long the IdP is asked to wait before retrying after a transient homeserver failure. */
-const DEFAULT_RETRY_AFTER_S = 30;
-
 function retryDelayMs(attempts: number): number {
   return Math.min(10 * 60_000, 5_000 * 2 ** Math.min(attempts, 10));
 }
 
-function withoutPassword(doc: Doc): { doc: Doc; password: string | undefined } {
-  const { password, ...rest } = doc;
-  return { doc: rest, password: typeof password === 'string' && password !== '' ? password : undefined };
-}
-
-function changedFields(before: Doc, after: Doc): string[] {
-  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-  return [...keys].filter((k) => k !== 'schemas' && JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
+/** How a sync is asked for: what the request changed, and what is known already. */
+interface SyncOptions {
+  changed?: string[];
+  /** The request says `active: true` itself. */
+  assertsActive?: boolean;
+  /** The record before this request changed it. */
+  before?: UserRecord;
+  /** The homeserver's state, when this request read it already. */
+  known?: { current: AccountState | undefined };
+  /** Undoes this request's store write, when the homeserver refuses its values for good. */
+  undo?: () => Promise<void>;
 }
 
 
 /**
  * The provisioning core for users: turns SCIM writes into store records and homeserver
  * state. The store is written first, with a journal entry, so that a failure half-way is
- * finished later by the journal worker (or by the IdP's retry) instead of being lost.
+ * finished later by the journal worker (or by the IdP's retry) instead of being lost. The
+ * homeserver's state is read before each write, and only what the IdP changed is written
+ * (accountPlan.ts): an operator's lock, deactivation or name is never undone as a side
+ * effect, and differences are reported as drift.
  */
 export class UserProvisioner {
   readonly #store: Store;
@@ -56,6 +74,7 @@ export class UserProvisioner {
   readonly #events: EventSink;
   readonly #settings: ProvisioningSettings;
   readonly #serial = new KeyedSerializer();
+  readonly #checks: UserChecks;
   /** Passwords of writes still waiting for the homeserver: kept in memory only, never stored. */
   readonly #pendingPasswords = new Map<string, string>();
   readonly #wakeJournal: () => void;
@@ -72,6 +91,7 @@ export class UserProvisioner {
     this.#events = events;
     this.#settings = settings;
     this.#wakeJournal = wakeJournal;
+    this.#checks = new UserChecks(store, homeserver, settings);
   }
 
   async get(id: string): Promise<UserRecord> {
@@ -85,76 +105,90 @@ export class UserProvisioner {
   }
 
   async create(input: Doc, ctx: RequestContext): Promise<UserRecord> {
-    const { doc, password } = withoutPassword(input);
-    const userName = String(doc['userName']);
-    this.#checkProblems(doc);
-    let localpart: string;
-    try {
-      localpart = localpartFor(userName, this.#settings.localpart);
-    } catch (error) {
-      throw badRequest('invalidValue', (error as Error).message);
-    }
-    const matrixId = `@${localpart}:${this.#settings.domain}`;
-    this.#checkProtected(matrixId);
-    return this.#serial.run(matrixId, async () => {
-      const resumable = await this.#resumableCreate(userName, matrixId, doc);
-      await this.#checkHomeserverForCreate(matrixId, doc, resumable !== undefined);
-      const now = new Date().toISOString();
-      const record: UserRecord = resumable
-        ? { ...resumable, ...this.#columns(doc), document: doc, version: resumable.version + 1, lastModified: now }
-        : {
-            id: randomUUID(),
-            ...this.#columns(doc),
-            matrixId,
-            document: doc,
-            version: 1,
-            created: now,
-            lastModified: now,
-            state: 'pending',
-            acknowledged: false,
-            applied: {},
-          };
-      if (resumable) {
-        await this.#store.updateUser(record, resumable.version, 'sync');
-      } else {
-        try {
-          await this.#store.insertUser(record, 'sync');
-        } catch (error) {
-          if (/UNIQUE/i.test((error as Error).message)) throw conflict(`userName ${userName} is already in use`);
-          throw error;
-        }
+    const userName = String(input['userName']);
+    return this.#reportRefusal(ctx, userName, undefined, async () => {
+      this.#checks.checkProblems(input);
+      const { doc, password } = withoutPassword(input);
+      let localpart: string;
+      try {
+        localpart = localpartFor(userName, this.#settings.localpart);
+      } catch (error) {
+        throw badRequest('invalidValue', (error as Error).message);
       }
-      const done = await this.#sync(record, password, ctx, 'created');
-      return this.#acknowledge(done);
+      const matrixId = `@${localpart}:${this.#settings.domain}`;
+      this.#checks.checkMatrixId(matrixId);
+      this.#checks.checkProtected(matrixId);
+      return this.#serial.run(matrixId, async () => {
+        const resumable = await this.#checks.resumableCreate(userName, matrixId, doc);
+        const current = await this.#checks.checkHomeserverForCreate(matrixId, doc, resumable !== undefined);
+        const now = new Date().toISOString();
+        const record: UserRecord = resumable
+          ? { ...resumable, ...this.#columns(doc), document: doc, version: resumable.version + 1, lastModified: now }
+          : {
+              id: randomUUID(),
+              ...this.#columns(doc),
+              matrixId,
+              document: doc,
+              version: 1,
+              created: now,
+              lastModified: now,
+              state: 'pending',
+              acknowledged: false,
+              applied: {},
+            };
+        if (resumable) {
+          await this.#store.updateUser(record, resumable.version, 'sync');
+        } else {
+          try {
+            await this.#store.insertUser(record, 'sync');
+          } catch (error) {
+            if (/UNIQUE/i.test((error as Error).message)) throw conflict(`userName ${userName} is already in use`);
+            throw error;
+          }
+        }
+        const adopting = resumable === undefined && current.looked && current.state !== undefined;
+        const done = await this.#sync(record, password, ctx, adopting ? 'adopted' : 'created', {
+          ...(current.looked ? { known: { current: current.state } } : {}),
+          // The IdP never heard of this user: a value the homeserver refuses leaves no trace.
+          ...(resumable ? {} : { undo: () => this.#store.removeUser(record.id) }),
+        });
+        return this.#acknowledge(done);
+      });
     });
   }
 
   async replace(id: string, input: Doc, ctx: RequestContext, ifMatch?: string): Promise<UserRecord> {
     const current = await this.get(id);
-    return this.#serial.run(current.matrixId, () => this.#update(id, () => input, ctx, ifMatch));
+    return this.#reportRefusal(ctx, current.userName, current.matrixId, () =>
+      this.#serial.run(current.matrixId, () => this.#update(id, () => input, ctx, ifMatch, isTrue(input['active']))),
+    );
   }
 
   async patch(id: string, body: unknown, ctx: RequestContext, ifMatch?: string): Promise<UserRecord> {
     const current = await this.get(id);
-    return this.#serial.run(current.matrixId, () =>
-      this.#update(id, (record) => applyPatch(record.document, body), ctx, ifMatch),
+    return this.#reportRefusal(ctx, current.userName, current.matrixId, () =>
+      this.#serial.run(current.matrixId, () =>
+        this.#update(id, (record) => applyPatch(record.document, body), ctx, ifMatch, patchAssertsActive(body)),
+      ),
     );
   }
 
   async delete(id: string, ctx: RequestContext, ifMatch?: string): Promise<void> {
     const current = await this.get(id);
-    await this.#serial.run(current.matrixId, async () => {
-      const record = await this.get(id);
-      this.#checkProtected(record.matrixId);
-      checkVersion(record, ifMatch);
-      const deleting: UserRecord = { ...record, state: 'deleting', lastModified: new Date().toISOString() };
-      await this.#store.updateUser(deleting, record.version, 'delete');
-      await this.#store.completeJournal(id, 'sync');
-      // A deleted user is no member of anything any more (RFC 7644 §3.6).
-      if ((await this.#store.groups.removeUserEverywhere(id)).length > 0) this.#wakeJournal();
-      this.#pendingPasswords.delete(id);
-      await this.#remove(deleting, ctx.source);
-    });
+    await this.#reportRefusal(ctx, current.userName, current.matrixId, () =>
+      this.#serial.run(current.matrixId, async () => {
+        const record = await this.get(id);
+        this.#checks.checkProtected(record.matrixId);
+        checkVersion(record, ifMatch);
+        const deleting: UserRecord = { ...record, state: 'deleting', lastModified: new Date().toISOString() };
+        await this.#store.updateUser(deleting, record.version, 'delete');
+        await this.#store.completeJournal(id, 'sync');
+        // A deleted user is no member of anything any more (RFC 7644 §3.6).
+        if ((await this.#store.groups.removeUserEverywhere(id)).length > 0) this.#wakeJournal();
+        this.#pendingPasswords.delete(id);
+        await this.#remove(deleting, ctx.source);
+      }),
+    );
   }
 
   readonly actions = ['sync', 'delete'] as const;
@@ -180,6 +214,54 @@ export class UserProvisioner {
     });
   }
 
+  /**
+   * Compares one user with the homeserver, reports drift not reported yet (and drift that
+   * went away), and writes the IdP's values for the fields in `repair` only. Returns the
+   * differences found (after any repair).
+   */
+  async check(id: string, repair: readonly DriftField[] = [], source = 'reconciler'): Promise<string[]> {
+    const record = await this.#store.getUser(id);
+    if (!record || record.state !== 'provisioned') return [];
+    return this.#serial.run(record.matrixId, async () => {
+      const fresh = await this.#store.getUser(id);
+      if (!fresh || fresh.state !== 'provisioned') return [];
+      const desired = desiredAccount(fresh.document, fresh.matrixId, fresh.active);
+      const current = await this.#homeserver.lookup(fresh.matrixId);
+      if (!current) {
+        const gone: Drift = { field: 'active', homeserver: 'missing', idp: fresh.active ? 'active' : 'disabled' };
+        (await this.#saveDrift(fresh, [gone], source)).report();
+        return [describeDrift(gone)];
+      }
+      const plan = planAccount({
+        desired,
+        // Nothing changed on the IdP's side: only a repair writes.
+        synced: syncedOf(desired),
+        current,
+        disablePolicy: this.#settings.disablePolicy,
+        operatorDisabled: this.#settings.operatorDisabled,
+        assertsActive: false,
+        repair,
+        ...this.#uploadedAvatar(fresh),
+      });
+      let applied = fresh.applied;
+      if (plan.write) {
+        const outcome = await this.#homeserver.apply(plan.write, current, fresh.applied);
+        applied = outcome.applied;
+        const written = DRIFT_FIELDS.filter((f) => repair.includes(f));
+        this.#events.report({
+          kind: 'updated',
+          userName: fresh.userName,
+          matrixId: fresh.matrixId,
+          changed: written,
+          reason: 'set back to the IdP\'s values on an operator\'s request',
+          source,
+        });
+      }
+      (await this.#saveDrift({ ...fresh, applied }, plan.drift, source)).report();
+      return plan.drift.map(describeDrift);
+    });
+  }
+
   /** A user's room memberships may have to change: its groups' rooms are brought in line. */
   async #groupsNeedSync(userId: string): Promise<void> {
     const groups = await this.#store.groups.groupsOf(userId);
@@ -187,12 +269,19 @@ export class UserProvisioner {
     if (groups.length > 0) this.#wakeJournal();
   }
 
-  async #update(id: string, change: (record: UserRecord) => Doc, ctx: RequestContext, ifMatch: string | undefined): Promise<UserRecord> {
+  async #update(
+    id: string,
+    change: (record: UserRecord) => Doc,
+    ctx: RequestContext,
+    ifMatch: string | undefined,
+    assertsActive: boolean,
+  ): Promise<UserRecord> {
     const record = await this.get(id);
-    this.#checkProtected(record.matrixId);
+    this.#checks.checkProtected(record.matrixId);
     checkVersion(record, ifMatch);
-    const { doc, password } = withoutPassword(change(record));
-    this.#checkProblems(doc);
+    const input = change(record);
+    this.#checks.checkProblems(input);
+    const { doc, password } = withoutPassword(input);
     const userName = String(doc['userName']);
     if (userName.toLowerCase() !== record.userName.toLowerCase()) {
       const other = await this.#store.findByUserName(userName);
@@ -200,8 +289,8 @@ export class UserProvisioner {
         throw conflict(`userName ${userName} is already in use by another user`);
       }
     }
-    await this.#checkExternalId(doc, id);
-    await this.#checkOwnership(record.matrixId, doc, record.document);
+    await this.#checks.checkExternalId(doc, id);
+    await this.#checks.checkOwnership(record.matrixId, doc, record.document);
     const changed = changedFields(record.document, doc);
     if (password !== undefined) changed.push('password');
     const updated: UserRecord = {
@@ -216,37 +305,100 @@ export class UserProvisioner {
       throw preconditionFailed(`the user ${id} changed while this request was handled; read it again`);
     }
     const kind = record.active && !updated.active ? 'disabled' : !record.active && updated.active ? 'enabled' : 'updated';
-    return this.#sync(updated, password, ctx, kind, changed);
+    return this.#sync(updated, password, ctx, kind, {
+      changed,
+      assertsActive,
+      before: record,
+      undo: async () => {
+        await this.#store.updateUser(record, updated.version);
+        // Close the journal entry only if this request opened it; older pending work stays.
+        const entry = (await this.#store.journalFor(id)).find((e) => e.action === 'sync');
+        if (entry && entry.attempts === 0 && entry.generation === 0) await this.#store.completeJournal(id, 'sync', 0);
+      },
+    });
   }
 
-  /** Brings the homeserver to the record's state; on success closes its journal entry. */
+  /** Brings the homeserver in line with what the IdP changed; on success closes the journal entry. */
   async #sync(
     record: UserRecord,
     password: string | undefined,
     ctx: RequestContext,
     kind: ProvisioningEvent['kind'],
-    changed?: string[],
+    options: SyncOptions = {},
   ): Promise<UserRecord> {
-    const account = desiredAccount(record.document, record.matrixId, record.active);
+    const desired = desiredAccount(record.document, record.matrixId, record.active);
     try {
-      const outcome = await this.#homeserver.apply(account, record.applied, password);
-      const done: UserRecord = { ...record, state: 'provisioned', applied: outcome.applied };
-      await this.#store.updateUser(done, record.version);
+      const current = options.known ? options.known.current : await this.#homeserver.lookup(record.matrixId);
+      const before = options.before;
+      const synced =
+        record.applied.synced ??
+        (before?.state === 'provisioned' ? syncedOf(desiredAccount(before.document, before.matrixId, before.active)) : undefined);
+      const plan = planAccount({
+        desired,
+        synced,
+        current,
+        ...(before ? { previousActive: before.active } : {}),
+        ...(password !== undefined ? { password } : {}),
+        disablePolicy: this.#settings.disablePolicy,
+        operatorDisabled: this.#settings.operatorDisabled,
+        assertsActive: options.assertsActive ?? false,
+        ...this.#uploadedAvatar(record),
+      });
+      const outcome = plan.write
+        ? await this.#homeserver.apply(plan.write, current, record.applied)
+        : { applied: record.applied, warnings: [] };
+      const done: UserRecord = { ...record, state: 'provisioned', applied: { ...outcome.applied, synced: syncedOf(desired) } };
+      const { saved, report: reportDrift } = await this.#saveDrift(done, plan.drift, ctx.source, record.version);
       await this.#store.completeJournal(record.id, 'sync');
       this.#pendingPasswords.delete(record.id);
       if (kind !== 'updated') await this.#groupsNeedSync(record.id);
+      const notes = [...outcome.warnings];
+      // Said where the IdP asked for the account (the drift notice says it in any case).
+      if (plan.keptDisabled.length > 0 && (kind === 'enabled' || options.assertsActive)) {
+        notes.push(`the account stays ${plan.keptDisabled.join(' and ')} on the homeserver, as an operator left it`);
+      }
       this.#events.report({
         kind,
         userName: record.userName,
         matrixId: record.matrixId,
         source: ctx.source,
-        ...(changed ? { changed } : {}),
-        ...(outcome.warnings.length > 0 ? { reason: outcome.warnings.join('; ') } : {}),
+        ...(kind === 'disabled' && plan.write?.disable ? { how: policyState(plan.write.disable) } : {}),
+        ...(options.changed ? { changed: options.changed } : {}),
+        ...(notes.length > 0 ? { reason: notes.join('; ') } : {}),
       });
-      return done;
+      reportDrift();
+      return saved;
     } catch (error) {
-      throw await this.#failed(record, password, ctx, error);
+      throw await this.#failed(record, password, ctx, error, options.undo);
     }
+  }
+
+  /** Saves the record with its drift ledger, reporting drift once and its end once. */
+  /**
+   * Saves the record with its drift ledger (drift is reported once, and its end once);
+   * returns the saved record and a function that reports what is news.
+   */
+  async #saveDrift(
+    record: UserRecord,
+    drift: Drift[],
+    source: string,
+    version = record.version,
+  ): Promise<{ saved: UserRecord; report: () => void }> {
+    const news = driftNews(record.applied.reportedDrift ?? {}, drift);
+    const { reportedDrift: _before, ...applied } = record.applied;
+    const saved: UserRecord = { ...record, applied: Object.keys(news.reported).length > 0 ? { ...applied, reportedDrift: news.reported } : applied };
+    await this.#store.updateUser(saved, version);
+    const who = { userName: record.userName, matrixId: record.matrixId, source };
+    const report = () => {
+      for (const d of news.appeared) this.#events.report({ kind: 'drift', ...who, reason: describeDrift(d) });
+      for (const field of news.resolved) this.#events.report({ kind: 'drift-resolved', ...who, reason: `${field} matches the IdP again` });
+    };
+    return { saved, report };
+  }
+
+  #uploadedAvatar(record: UserRecord): { uploadedAvatar?: { source: string; mxc: string } } {
+    const { avatarSource, avatarMxc } = record.applied;
+    return avatarSource && avatarMxc ? { uploadedAvatar: { source: avatarSource, mxc: avatarMxc } } : {};
   }
 
   async #remove(record: UserRecord, source: string): Promise<void> {
@@ -254,24 +406,58 @@ export class UserProvisioner {
       await this.#homeserver.remove(record.matrixId, this.#settings.eraseOnDelete);
       await this.#store.updateUser({ ...record, state: 'deleted' }, record.version);
       await this.#store.completeJournal(record.id, 'delete');
-      this.#events.report({ kind: 'deleted', userName: record.userName, matrixId: record.matrixId, source });
+      this.#events.report({
+        kind: 'deleted',
+        userName: record.userName,
+        matrixId: record.matrixId,
+        how: this.#settings.eraseOnDelete ? 'deactivated and erased' : 'deactivated, not erased',
+        source,
+      });
     } catch (error) {
       throw await this.#failed(record, undefined, { source }, error);
     }
   }
 
-  /** Records a failed homeserver step and turns it into the error the IdP should see. */
-  async #failed(record: UserRecord, password: string | undefined, ctx: RequestContext, error: unknown): Promise<Error> {
+  /**
+   * Records a failed homeserver step and turns it into the error the IdP should see. A
+   * value the homeserver refuses for good undoes the request (when it can be undone) and is
+   * a 400; a transient failure keeps the change in the journal and is a 503.
+   */
+  async #failed(
+    record: UserRecord,
+    password: string | undefined,
+    ctx: RequestContext,
+    error: unknown,
+    undo?: () => Promise<void>,
+  ): Promise<Error> {
+    const reason = error instanceof Error ? error.message : String(error);
+    if (undo && error instanceof HomeserverError && (error.status === 400 || error.status === 413)) {
+      await undo();
+      this.#events.report({
+        kind: 'failed',
+        userName: record.userName,
+        matrixId: record.matrixId,
+        source: ctx.source,
+        reason: `the homeserver refused a value (${reason}); nothing was changed`,
+      });
+      return badRequest('invalidValue', `the homeserver refused a value of this request (${reason}); nothing was changed`);
+    }
     const entries = await this.#store.journalFor(record.id);
     const attempts = Math.max(0, ...entries.map((e) => e.attempts));
-    const reason = error instanceof Error ? error.message : String(error);
     const retryMs = error instanceof HomeserverError && error.retryAfterMs ? error.retryAfterMs : retryDelayMs(attempts);
     for (const entry of entries) await this.#store.deferJournal(entry.id, reason, new Date(Date.now() + retryMs));
     if (password !== undefined) this.#pendingPasswords.set(record.id, password);
     // A failure that keeps coming back is reported on attempts 1, 2, 3, 5, 9, 17, …: always
     // visible, never a notice every retry.
     if ((attempts & (attempts - 1)) === 0) {
-      this.#events.report({ kind: 'failed', userName: record.userName, matrixId: record.matrixId, source: ctx.source, reason });
+      this.#events.report({
+        kind: 'failed',
+        userName: record.userName,
+        matrixId: record.matrixId,
+        source: ctx.source,
+        reason,
+        willRetry: true,
+      });
     }
     if (error instanceof HomeserverError) {
       log.warn(`${record.matrixId}: homeserver step failed, will retry in ${Math.round(retryMs / 1000)} s: ${reason}`);
@@ -286,99 +472,29 @@ export class UserProvisioner {
     return error instanceof Error ? error : new Error(reason);
   }
 
+  /** A 409 or 403 the IdP gets is reported too (digested per IdP), so operators see refusals. */
+  async #reportRefusal<T>(ctx: RequestContext, userName: string, matrixId: string | undefined, action: () => Promise<T>): Promise<T> {
+    try {
+      return await action();
+    } catch (error) {
+      if (error instanceof ScimError && (error.status === 409 || error.status === 403)) {
+        this.#events.report({
+          kind: 'refused',
+          userName,
+          ...(matrixId ? { matrixId } : {}),
+          reason: error.message,
+          source: ctx.source,
+        });
+      }
+      throw error;
+    }
+  }
+
   async #acknowledge(record: UserRecord): Promise<UserRecord> {
     if (record.acknowledged) return record;
     const acknowledged = { ...record, acknowledged: true };
     await this.#store.updateUser(acknowledged, record.version);
     return acknowledged;
-  }
-
-  /** A pending user from an earlier POST whose answer the IdP never got, which this POST resumes. */
-  async #resumableCreate(userName: string, matrixId: string, doc: Doc): Promise<UserRecord | undefined> {
-    const sameName = await this.#store.findByUserName(userName);
-    if (sameName && (sameName.state === 'pending' || sameName.state === 'provisioned')) {
-      if (!sameName.acknowledged && sameName.matrixId === matrixId) return sameName;
-      throw conflict(`userName ${userName} is already in use (user ${sameName.id})`);
-    }
-    const sameMatrixId = await this.#store.findByMatrixId(matrixId);
-    if (sameMatrixId) {
-      throw conflict(
-        sameMatrixId.state === 'deleted' || sameMatrixId.state === 'deleting'
-          ? `userName ${userName} maps to ${matrixId}, which belonged to a deleted user: Matrix IDs are never reused`
-          : `userName ${userName} maps to ${matrixId}, already held by user ${sameMatrixId.id} (userName ${sameMatrixId.userName})`,
-      );
-    }
-    await this.#checkExternalId(doc, undefined);
-    return undefined;
-  }
-
-  async #checkHomeserverForCreate(matrixId: string, doc: Doc, resuming: boolean): Promise<void> {
-    try {
-      if (!resuming) {
-        const existing = await this.#homeserver.lookup(matrixId);
-        if (existing?.deactivated) throw conflict(`${matrixId} exists on the homeserver and is deactivated`);
-        if (existing && !this.#settings.adoptExistingUsers) {
-          throw conflict(
-            `${matrixId} already exists on the homeserver and was not provisioned by this bridge ` +
-              '(turn on provisioning.adoptExistingUsers to take such accounts over)',
-          );
-        }
-      }
-      await this.#checkOwnership(matrixId, doc);
-    } catch (error) {
-      throw this.#unreachable(error);
-    }
-  }
-
-  /**
-   * Refuses identifiers (emails, phone numbers, external id) that another account holds.
-   * Only identifiers new to this user are looked up, so an update that adds none needs no
-   * homeserver round trip (and is kept in the journal if the homeserver is down).
-   */
-  async #checkOwnership(matrixId: string, doc: Doc, previous?: Doc): Promise<void> {
-    const wanted = desiredAccount(doc, matrixId, true);
-    if (previous) {
-      const had = desiredAccount(previous, matrixId, true);
-      wanted.emails = wanted.emails.filter((e) => !had.emails.includes(e));
-      wanted.msisdns = wanted.msisdns.filter((m) => !had.msisdns.includes(m));
-      if (wanted.externalId === had.externalId) wanted.externalId = null;
-    }
-    if (wanted.emails.length === 0 && wanted.msisdns.length === 0 && wanted.externalId === null) return;
-    try {
-      const conflicts = await this.#homeserver.ownershipConflicts(wanted);
-      if (conflicts.length > 0) {
-        throw conflict(conflicts.map((c) => `${c.what} is already held by ${c.heldBy}`).join('; '));
-      }
-    } catch (error) {
-      throw this.#unreachable(error);
-    }
-  }
-
-  #unreachable(error: unknown): unknown {
-    if (error instanceof HomeserverError) {
-      return error.transient
-        ? unavailable(`the homeserver cannot be reached to check this request (${error.message}); nothing was changed`, DEFAULT_RETRY_AFTER_S)
-        : new ScimError(502, `the homeserver refused a check: ${error.message}; nothing was changed`);
-    }
-    return error;
-  }
-
-  async #checkExternalId(doc: Doc, selfId: string | undefined): Promise<void> {
-    const externalId = doc['externalId'];
-    if (typeof externalId !== 'string') return;
-    const other = await this.#store.findByExternalId(externalId);
-    if (other && other.id !== selfId) throw conflict(`externalId ${externalId} is already used by user ${other.id}`);
-  }
-
-  #checkProblems(doc: Doc): void {
-    const problems = accountProblems(doc);
-    if (problems.length > 0) throw badRequest('invalidValue', problems.join('; '));
-  }
-
-  #checkProtected(matrixId: string): void {
-    if (this.#settings.protectedUsers.some((re) => re.test(matrixId))) {
-      throw new ScimError(403, `${matrixId} is protected: the bridge never touches it (provisioning.protectedUsers)`);
-    }
   }
 
   #columns(doc: Doc): Pick<UserRecord, 'userName' | 'externalId' | 'displayName' | 'active'> {

@@ -34,6 +34,24 @@ export interface AppliedState {
   /** The photo URL the current avatar was fetched from, and the mxc URI it was uploaded as. */
   avatarSource?: string;
   avatarMxc?: string;
+  /**
+   * The account as the IdP wanted it at the last successful write. The next write touches
+   * only what differs from it (what the IdP changed since), never what an operator changed.
+   */
+  synced?: SyncedAccount;
+  /** Differences from the homeserver already reported: field → the homeserver's value then. */
+  reportedDrift?: Record<string, string>;
+}
+
+/** The mapped account, as plain data (see provisioning/mapping.ts DesiredAccount). */
+export interface SyncedAccount {
+  displayName: string | null;
+  /** The photo as the IdP gave it: an mxc:// URI or a URL. */
+  avatar: string | null;
+  emails: string[];
+  msisdns: string[];
+  externalId: string | null;
+  active: boolean;
 }
 
 /** sync/delete: a user; group-sync/group-delete: a group's rooms and memberships. */
@@ -100,6 +118,8 @@ export interface Store {
   deferJournal(id: number, error: string, notBefore: Date): Promise<void>;
 
   readonly groups: GroupStore;
+  /** The admin room's undelivered notices. */
+  readonly notices: NoticeOutboxStore;
 
   close(): Promise<void>;
 }
@@ -134,6 +154,8 @@ export interface GroupApplied {
   roomName?: string;
   /** Every room the group's members were joined to (its own, or linked ones), as room IDs. */
   roomIds?: string[];
+  /** Membership differences already reported: "<room> <mxid>" → what the room showed then. */
+  reportedDrift?: Record<string, string>;
 }
 
 /** A member as SCIM shows it: the user's id, with what is needed to render and join it. */
@@ -177,4 +199,25 @@ export interface GroupStore {
   /** Membership the bridge applied in a room: Matrix ID → joined or left. */
   roomMembers(groupId: string, roomId: string): Promise<Map<string, RoomMembership>>;
   setRoomMember(groupId: string, roomId: string, matrixId: string, state: RoomMembership): Promise<void>;
+}
+
+// ---- Admin-room outbox ----
+
+/** A rendered admin-room notice. */
+export interface OutboxNotice {
+  text: string;
+  html: string;
+}
+
+/**
+ * Admin-room notices the homeserver has not taken yet, so that a restart does not lose them.
+ * It is the reporter's NoticeOutbox port (src/matrix/adminRoomDelivery.ts), declared here
+ * too so that the store does not import Matrix code. Ids grow in the order notices are added.
+ */
+export interface NoticeOutboxStore {
+  /** Appends notices; returns their ids in the same order. */
+  add(notices: readonly OutboxNotice[], heldAt: string): Promise<number[]>;
+  /** The oldest held notices, oldest first. */
+  pending(limit: number): Promise<{ id: number; notice: OutboxNotice; heldAt: string }[]>;
+  remove(ids: readonly number[]): Promise<void>;
 }

@@ -105,17 +105,16 @@ describe('Failures: the homeserver goes away', function () {
     expect(await admin.userCount()).to.equal(synapseUsers + 1);
   });
 
-  it('a POST cut half-way (account registered, profile not written) is 503; the retried POST finishes the same user', async function () {
-    const writeProfile = `/_synapse/admin/v2/users/${DAVE}`;
-    proxy.failWhen = (method, path) => method === 'PUT' && path === writeProfile;
+  it('a POST cut at the account write is 503; the retried POST finishes the same user', async function () {
+    const writeAccount = `/_synapse/admin/v2/users/${DAVE}`;
+    proxy.failWhen = (method, path) => method === 'PUT' && path === writeAccount;
     const refused = await scim.post('/Users', dave);
     expectRetryLater(refused);
-    expect(proxy.cut, 'the profile write was attempted and cut').to.include(`PUT ${writeProfile}`);
+    expect(proxy.cut, 'the account write was attempted and cut').to.include(`PUT ${writeAccount}`);
 
-    // Half-way in Synapse, but visible to SCIM: the IdP can find it, nothing is hidden.
-    const half = await admin.user(DAVE);
-    expect(half, 'the account was registered before the cut').to.not.equal(undefined);
-    expect(threepids(half)).to.deep.equal([]);
+    // Accepted and visible to SCIM (the IdP can find it, nothing is hidden), and nothing
+    // half-made in Synapse: the account is created in one write, with its profile and 3PIDs.
+    expect(await admin.user(DAVE), 'no account without its profile').to.equal(undefined);
     const listed = await scim.get(`/Users?filter=${encodeURIComponent('userName eq "dave.brown@example.com"')}`);
     expect(listed.body['totalResults']).to.equal(1);
     const pendingId = String((listed.body['Resources'] as Json[])[0]?.['id']);

@@ -1,5 +1,5 @@
 import type { RoomPort, RoomSpec } from '../../src/provisioning/ports.ts';
-import { HomeserverError } from '../../src/matrix/homeserverClient.ts';
+import { HomeserverError } from '../../src/provisioning/ports.ts';
 
 /** Rooms in memory, for the HTTP tier only (the end-to-end tier runs a real Synapse). */
 export class InMemoryRooms implements RoomPort {
@@ -55,6 +55,10 @@ export class InMemoryRooms implements RoomPort {
       if (level === null) delete room.levels[userId];
       else room.levels[userId] = level;
     }
+  }
+
+  async joinedMembers(roomId: string): Promise<string[]> {
+    return [...this.#room(roomId).members];
   }
 
   async closeRoom(roomId: string, name: string): Promise<void> {

@@ -1,10 +1,10 @@
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ProvisioningEvent } from '../../src/matrix/adminRoom.ts';
 import { userBackend } from '../../src/provisioning/backends.ts';
 import { GroupProvisioner, type GroupSettings } from '../../src/provisioning/groups.ts';
 import { JournalWorker } from '../../src/provisioning/journal.ts';
-import { UserProvisioner } from '../../src/provisioning/users.ts';
+import { UserProvisioner, type ProvisioningSettings } from '../../src/provisioning/users.ts';
+import { createScimServer } from '../../src/scim/listener.ts';
 import { createScimApp } from '../../src/scim/server.ts';
 import { SqliteStore } from '../../src/store/sqlite.ts';
 import { InMemoryHomeserver } from './fakeHomeserver.ts';
@@ -38,7 +38,10 @@ export interface HttpBridge {
   close(): Promise<void>;
 }
 
-export async function startHttpBridge(groupSettings: Partial<GroupSettings> = {}): Promise<HttpBridge> {
+export async function startHttpBridge(
+  groupSettings: Partial<GroupSettings> = {},
+  userSettings: Partial<ProvisioningSettings> = {},
+): Promise<HttpBridge> {
   const store = await SqliteStore.open(':memory:');
   const homeserver = new InMemoryHomeserver();
   const rooms = new InMemoryRooms();
@@ -56,6 +59,9 @@ export async function startHttpBridge(groupSettings: Partial<GroupSettings> = {}
       protectedUsers: [/^@admin:example\.org$/],
       adoptExistingUsers: false,
       eraseOnDelete: false,
+      disablePolicy: 'lock',
+      operatorDisabled: 'keep',
+      ...userSettings,
     },
     wake,
   );
@@ -75,7 +81,7 @@ export async function startHttpBridge(groupSettings: Partial<GroupSettings> = {}
     groups,
     readiness: async () => ({}),
   });
-  const server = http.createServer(app.callback());
+  const server = createScimServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/scim/v2`;
   return {

@@ -389,6 +389,14 @@ describe('SCIM Users over HTTP: filters at and past their limits', () => {
     expect(foundIds(searched)).to.deep.equal([...ids].sort());
   });
 
+  it(`takes a ${MAX_FILTER_TERMS.toLocaleString('en')}-term filter of full userNames in a GET URL (no 431)`, async () => {
+    const { ids, userNames } = await twoUsers();
+    const full = orChain(MAX_FILTER_TERMS, (i) => `userName eq "${i % 500 === 0 ? userNames[i / 500] : `nobody${i}@example.com`}"`);
+    const got = await bridge.call('GET', `/Users?${new URLSearchParams({ filter: full, count: '10' })}`);
+    expect(got.status).to.equal(200);
+    expect(foundIds(got)).to.deep.equal([...ids].sort());
+  });
+
   it(`answers ${(MAX_FILTER_TERMS + 1).toLocaleString('en')} terms with 400 invalidFilter`, async () => {
     const filter = orChain(MAX_FILTER_TERMS + 1, () => 'id eq 0');
     expectInvalidFilter(await bridge.call('GET', `/Users?${new URLSearchParams({ filter })}`), MAX_FILTER_TERMS);
