@@ -1,9 +1,6 @@
 import { ScimError, badRequest, conflict, unavailable } from '../scim/errors.ts';
 import type { Store, UserRecord } from '../store/types.ts';
-import { accountProblems, desiredAccount } from './mapping.ts';
-// TEMP until mapping.ts exports it
-const matrixIdProblem = (id: string): string | undefined =>
-  id.length > 255 ? `userName gives the Matrix ID ${id.slice(0, 40)}…, longer than the homeserver's 255 characters` : undefined;
+import { accountProblems, desiredAccount, matrixIdProblem } from './mapping.ts';
 import { HomeserverError, type AccountState, type HomeserverPort } from './ports.ts';
 
 type Doc = Record<string, unknown>;
@@ -128,7 +125,7 @@ export class UserChecks {
     if (problems.length > 0) throw badRequest('invalidValue', problems.join('; '));
   }
 
-  /** Synapse refuses user IDs longer than 255 characters (synapse/types MAX_USERID_LENGTH). */
+  /** Synapse refuses user IDs longer than its maximum (see mapping.ts HOMESERVER_LIMITS). */
   checkMatrixId(matrixId: string): void {
     const tooLong = matrixIdProblem(matrixId);
     if (tooLong) throw badRequest('invalidValue', tooLong);

@@ -411,3 +411,89 @@ describe('SCIM Users over HTTP: filters at and past their limits', () => {
     expectInvalidFilter(await bridge.call('POST', '/.search', { ...search, filter: `${'not ('.repeat(3000)}userName eq "x"${')'.repeat(3000)}` }), MAX_FILTER_DEPTH);
   });
 });
+
+describe('SCIM Users over HTTP: input refused before anything is stored', () => {
+  let bridge: HttpBridge;
+  beforeEach(async () => {
+    bridge = await startHttpBridge();
+  });
+  afterEach(() => bridge.close());
+
+  const user = (overrides: Record<string, unknown> = {}) => ({
+    schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+    userName: 'bob@example.com',
+    displayName: 'Bob',
+    emails: [{ value: 'bob@example.com', type: 'work', primary: true }],
+    ...overrides,
+  });
+
+  /** POSTs the body and checks it is a 400 of that scimType whose detail starts as given, and that nothing was kept. */
+  async function expectRefused(body: Record<string, unknown>, detail: RegExp, scimType = 'invalidValue'): Promise<Reply> {
+    const reply = await bridge.call('POST', '/Users', body);
+    expect(reply.status, JSON.stringify(reply.body)).to.equal(400);
+    expect(reply.body).to.include({ status: '400', scimType });
+    expect(reply.body['detail']).to.match(detail);
+    const userName = typeof body['userName'] === 'string' ? body['userName'] : String(body['userName']);
+    const found = await bridge.call('GET', `/Users?filter=${encodeURIComponent(`userName eq ${JSON.stringify(userName)}`)}`);
+    expect(found.status).to.equal(200);
+    expect(found.body).to.include({ totalResults: 0 });
+    expect((await bridge.store.listUsers({ startIndex: 1, count: 10 })).totalResults).to.equal(0);
+    expect(bridge.homeserver.applyCalls).to.equal(0);
+    expect(bridge.homeserver.writes).to.deep.equal([]);
+    expect(bridge.homeserver.accounts.size).to.equal(0);
+    return reply;
+  }
+
+  it('refuses a 600-character password without echoing it', async () => {
+    const password = 'p'.repeat(600);
+    const reply = await expectRefused(user({ password }), /^password is 600 characters long; .* at most 512/);
+    expect(JSON.stringify(reply.body)).to.not.include('ppppp');
+  });
+
+  it('refuses a 100,000-character displayName', async () => {
+    await expectRefused(user({ displayName: 'D'.repeat(100_000) }), /^displayName would make a Matrix display name of 100,000 characters/);
+  });
+
+  it('refuses a lone surrogate in displayName and in password', async () => {
+    await expectRefused(user({ displayName: 'Bob \ud83d' }), /^displayName holds a lone UTF-16 surrogate/);
+    await expectRefused(user({ password: 'pass\udc00word' }), /^password holds a lone UTF-16 surrogate/);
+  });
+
+  it('refuses "userName": 5 instead of storing "5"', async () => {
+    await expectRefused(user({ userName: 5 }), /^userName must be a string, not a number/);
+  });
+
+  it('refuses a 5,000-character userName, whose Matrix ID would be too long', async () => {
+    await expectRefused(user({ userName: 'u'.repeat(5000) }), /^userName gives the Matrix ID /);
+  });
+
+  it('refuses blank email values, naming the entry', async () => {
+    const emails = [{ value: 'bob@example.com', primary: true }, { value: '  ', type: 'home' }];
+    await expectRefused(user({ emails }), /^emails\[1\]\.value is blank/);
+    await expectRefused(user({ emails: [{ type: 'work' }] }), /^emails\[0\]\.value is missing/);
+  });
+
+  it('still ignores a lone surrogate in an attribute it drops anyway', async () => {
+    const reply = await bridge.call('POST', '/Users', user({ favouriteColour: 'blue\ud800' }));
+    expect(reply.status).to.equal(201);
+    expect(reply.body).to.not.have.property('favouriteColour');
+  });
+
+  it('gives the homeserver the phone number without its extension, and the IdP its value as sent', async () => {
+    const phoneNumbers = [{ value: '+1 425-555-0100 x123', type: 'work' }, { value: 'tel:+1-201-555-0123;ext=1234', type: 'mobile' }];
+    const reply = await bridge.call('POST', '/Users', user({ phoneNumbers }));
+    expect(reply.status).to.equal(201);
+    expect(reply.body['phoneNumbers']).to.deep.equal(phoneNumbers);
+    expect(bridge.homeserver.accounts.get('@bob:example.org')?.msisdns).to.deep.equal(['14255550100', '12015550123']);
+  });
+
+  it('says in /Schemas that an email address or phone number belongs to one user', async () => {
+    const schema = await bridge.call('GET', '/Schemas/urn:ietf:params:scim:schemas:core:2.0:User');
+    const attributes = schema.body['attributes'] as { name: string; uniqueness: string; subAttributes?: { name: string; uniqueness: string }[] }[];
+    for (const name of ['emails', 'phoneNumbers']) {
+      const attr = attributes.find((a) => a.name === name);
+      expect(attr?.subAttributes?.find((s) => s.name === 'value')?.uniqueness, name).to.equal('server');
+    }
+    expect(attributes.find((a) => a.name === 'ims')?.subAttributes?.find((s) => s.name === 'value')?.uniqueness).to.equal('none');
+  });
+});

@@ -1,8 +1,16 @@
 import { expect } from 'chai';
 import { normalizeUserInput, validateUser } from '../../src/scim/patch/apply.ts';
+import { normalizeValue } from '../../src/scim/patch/values.ts';
+import { attribute } from '../../src/scim/schema/types.ts';
 import { scimError, CORE, ENT, MATRIX } from '../support/scim.ts';
 
-
+/** The ScimError a body is refused with: 400 invalidValue, or the test fails. */
+function refused(body: unknown): string {
+  const error = scimError(() => normalizeUserInput(body));
+  expect(error.status).to.equal(400);
+  expect(error.scimType).to.equal('invalidValue');
+  return error.detail;
+}
 
 describe('POST/PUT body normalisation', () => {
   it('canonicalises attribute and sub-attribute names regardless of case', () => {
@@ -98,5 +106,63 @@ describe('POST/PUT body normalisation', () => {
   it('validateUser accepts a user with userName and rejects one without', () => {
     expect(() => validateUser({ userName: 'a' })).to.not.throw();
     expect(scimError(() => validateUser({ displayName: 'a' })).scimType).to.equal('invalidValue');
+  });
+
+  it('refuses a number, boolean or object where a string belongs, naming the attribute', () => {
+    expect(refused({ userName: 5 })).to.equal('userName must be a string, not a number');
+    expect(refused({ userName: 'a', displayName: true })).to.equal('displayName must be a string, not a boolean');
+    expect(refused({ userName: 'a', password: 12345678 })).to.equal('password must be a string, not a number');
+    expect(refused({ userName: 'a', name: { givenName: 7 } })).to.match(/^name\.givenName must be a string/);
+    expect(refused({ userName: 'a', emails: [{ value: 42 }] })).to.match(/^emails\[0\]\.value must be a string/);
+    expect(refused({ userName: 'a', [ENT]: { employeeNumber: 42 } })).to.match(new RegExp(`^${ENT}:employeeNumber must be a string`));
+    expect(refused({ userName: 'a', title: { text: 'x' } })).to.match(/^title must be a single string/);
+  });
+
+  it('still coerces "True" and "False" for boolean attributes, and ignores nulls and empty strings', () => {
+    const doc = normalizeUserInput({ userName: 'a', active: 'True', displayName: null, title: '', emails: [{ value: 'a@x.org', primary: 'false' }] });
+    expect(doc).to.deep.equal({ schemas: [CORE], userName: 'a', active: true, emails: [{ value: 'a@x.org', primary: false }] });
+  });
+
+  it('refuses a lone UTF-16 surrogate in any attribute it keeps, at any depth, naming it', () => {
+    expect(refused({ userName: 'a', displayName: 'Ali\ud83dce' })).to.match(/^displayName holds a lone UTF-16 surrogate \(\\uD83D at index 3\)/);
+    expect(refused({ userName: 'a', password: 'pass\udc00word' })).to.match(/^password holds a lone UTF-16 surrogate/);
+    expect(refused({ userName: 'a\ud800' })).to.match(/^userName holds/);
+    expect(refused({ userName: 'a', name: { familyName: '\ud800' } })).to.match(/^name\.familyName holds/);
+    expect(refused({ userName: 'a', emails: [{ value: 'a@x.org', display: 'x\udbff' }] })).to.match(/^emails\[0\]\.display holds/);
+    expect(refused({ userName: 'a', [ENT]: { manager: { value: '\ud800' } } })).to.match(new RegExp(`^${ENT}:manager\\.value holds`));
+    expect(refused({ userName: 'a', [MATRIX]: { displayName: 'x\udfff' } })).to.match(new RegExp(`^${MATRIX}:displayName holds`));
+  });
+
+  it('takes whole surrogate pairs (emoji) as they are', () => {
+    expect(normalizeUserInput({ userName: 'a', displayName: 'Alice 😀' })['displayName']).to.equal('Alice 😀');
+  });
+
+  it('does not look into attributes it drops: a lone surrogate in an unknown one is ignored with it', () => {
+    // Rule 10 of idp-compat.md: what the bridge neither stores nor passes on cannot fail the request.
+    const doc = normalizeUserInput({ userName: 'a', favouriteColour: 'blue\ud800', 'urn:example:custom:2.0:User': { thing: '\udc00' }, meta: { x: '\ud800' } });
+    expect(doc).to.deep.equal({ schemas: [CORE], userName: 'a' });
+  });
+
+  it('refuses an entry of emails, phoneNumbers or photos whose value is blank or missing, naming it', () => {
+    expect(refused({ userName: 'a', emails: [{ value: 'a@x.org' }, { value: '   ', type: 'home' }] })).to.equal(
+      'emails[1].value is blank: each entry of emails needs one',
+    );
+    expect(refused({ userName: 'a', emails: [{ type: 'work', primary: true }] })).to.equal('emails[0].value is missing or empty: each entry of emails needs one');
+    expect(refused({ userName: 'a', emails: [{ value: '', type: 'work' }] })).to.match(/^emails\[0\]\.value is missing or empty/);
+    expect(refused({ userName: 'a', phoneNumbers: [{ value: null, type: 'mobile' }] })).to.match(/^phoneNumbers\[0\]\.value/);
+    expect(refused({ userName: 'a', photos: [{ value: ' ', type: 'photo' }] })).to.match(/^photos\[0\]\.value is blank/);
+  });
+
+  it('drops an entry that says nothing at all, as it drops nulls', () => {
+    const doc = normalizeUserInput({ userName: 'a', emails: [null, {}, { value: '' }, { value: null }, { value: 'a@x.org' }], phoneNumbers: [{ value: '' }] });
+    expect(doc).to.deep.equal({ schemas: [CORE], userName: 'a', emails: [{ value: 'a@x.org' }] });
+  });
+
+  it('holds integer attributes to the range a JSON number holds exactly', () => {
+    const counter = attribute('counter', 'integer', 'A count.');
+    expect(normalizeValue(counter, 2 ** 53 - 1, 'counter')).to.equal(2 ** 53 - 1);
+    expect(normalizeValue(counter, '42', 'counter')).to.equal(42);
+    expect(scimError(() => normalizeValue(counter, 2 ** 53, 'counter')).detail).to.match(/^counter must be an integer between/);
+    expect(scimError(() => normalizeValue(counter, 1.5, 'counter')).scimType).to.equal('invalidValue');
   });
 });

@@ -1,8 +1,12 @@
 /**
  * The body of a POST or PUT (a User unless told otherwise), made canonical. Following what IdPs
  * send (docs: idp-compat.md, rule 10), unknown attributes and schemas, nulls, empty values and
- * read-only attributes are dropped, not rejected; a value of the wrong type, or a group member
- * without a `value`, is a 400 `invalidValue`.
+ * read-only attributes are dropped, not rejected, and never looked into. What the bridge keeps
+ * must be sound, or the request is a 400 `invalidValue` naming the attribute, before anything is
+ * stored (values.ts): a value of the wrong type (`"userName": 5`), a string with a lone UTF-16
+ * surrogate, an entry of `emails`, `phoneNumbers`, `photos`, ... with a blank or missing
+ * `value`, a group member without one. What the homeserver would refuse on top of that (lengths,
+ * NUL) is the provisioning core's check (provisioning/mapping.ts, accountProblems).
  */
 import { badRequest } from '../errors.ts';
 import { logger } from '../../log.ts';

@@ -1,8 +1,14 @@
 /**
  * Turns a value as an IdP sent it into the canonical form of an attribute: canonical
  * sub-attribute names, booleans from "True"/"False", `manager` strings as `{ value }`, and a
- * 400 `invalidValue` naming the attribute when the type is wrong. Null and empty values come
- * back as undefined, meaning "no value".
+ * 400 `invalidValue` naming the attribute when the value cannot be one: the wrong JSON type
+ * (`"userName": 5`), a string that is not well-formed Unicode (a lone UTF-16 surrogate), an
+ * integer outside the range JSON numbers hold exactly, an entry of a multi-valued attribute
+ * without its `value`. Null and empty values come back as undefined, meaning "no value".
+ *
+ * Only the attributes the schemas define pass through here: what the input layer drops
+ * (unknown attributes and schemas, read-only ones) is never looked at, so a broken string in
+ * an attribute the bridge ignores does not fail the request (idp-compat.md, rule 10).
  */
 import { badRequest } from '../errors.ts';
 import { findSub, type AttributeDef } from '../schema/attributes.ts';
@@ -28,6 +34,34 @@ export function coerceBoolean(value: unknown): boolean | undefined {
   if (typeof value !== 'string') return undefined;
   const lower = value.trim().toLowerCase();
   return lower === 'true' ? true : lower === 'false' ? false : undefined;
+}
+
+/** What JSON calls the value's type, for messages: "a number", "an object". */
+function jsonTypeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  const type = typeof value;
+  return type === 'object' ? 'an object' : `a ${type}`;
+}
+
+// A high surrogate not followed by a low one, or a low one not preceded by a high one. JSON
+// lets "\ud83d" through (RFC 8259 §8.2), but no UTF-8 encoder can write it: the homeserver
+// would fail on it, and the store would hold a string no client can read back as text.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** The UTF-16 index of the first lone surrogate in the text, or -1 when it is well-formed. */
+export function loneSurrogateAt(text: string): number {
+  return text.search(LONE_SURROGATE);
+}
+
+function checkWellFormed(text: string, where: string): void {
+  const at = loneSurrogateAt(text);
+  if (at < 0) return;
+  const unit = text.charCodeAt(at).toString(16).toUpperCase();
+  throw badRequest(
+    'invalidValue',
+    `${where} holds a lone UTF-16 surrogate (\\u${unit} at index ${at}), half of a character: send whole characters only`,
+  );
 }
 
 function isEmpty(value: unknown): boolean {
@@ -62,14 +96,22 @@ function normalizeScalar(def: AttributeDef, raw: unknown, where: string): unknow
       if (typeof n !== 'number' || !Number.isFinite(n) || (def.type === 'integer' && !Number.isInteger(n))) {
         throw badRequest('invalidValue', `${where} must be ${def.type === 'integer' ? 'an integer' : 'a number'}`);
       }
+      // Beyond 2^53 - 1 a JSON number no longer holds every integer exactly; it is also the
+      // range Matrix's canonical JSON allows (CANONICALJSON_MAX_INT in Synapse's
+      // synapse/api/constants.py).
+      if (def.type === 'integer' && !Number.isSafeInteger(n)) {
+        throw badRequest('invalidValue', `${where} must be an integer between -(2^53 - 1) and 2^53 - 1`);
+      }
       return n;
     }
     case 'dateTime':
       if (typeof raw !== 'string' || Number.isNaN(Date.parse(raw))) throw badRequest('invalidValue', `${where} must be a date-time`);
       return raw;
     default:
-      if (typeof raw === 'number') return String(raw);
-      if (typeof raw !== 'string') throw badRequest('invalidValue', `${where} must be a string`);
+      // string, reference and binary: a JSON string and nothing else (RFC 7643 §2.3.1), so that
+      // `"userName": 5` is refused rather than stored as "5".
+      if (typeof raw !== 'string') throw badRequest('invalidValue', `${where} must be a string, not ${jsonTypeOf(raw)}`);
+      checkWellFormed(raw, where);
       return raw;
   }
 }
@@ -84,13 +126,24 @@ export function normalizeSingle(def: AttributeDef, raw: unknown, where: string):
 
 /**
  * One entry of a multi-valued complex attribute, which must hold its required sub-attributes
- * (a group member's `value`): an entry without them is a 400, not silently dropped.
+ * (a group member's `value`): an entry without them is a 400, not silently dropped. An entry of
+ * a plural attribute with a `value` (emails, phoneNumbers, photos, ...) that says something
+ * (a type, primary) but has no value, or a blank one, is a 400 naming `emails[1].value`: it
+ * describes an address without giving it. An entry that says nothing at all (`null`, `{}`,
+ * `{"value": ""}`) is dropped like any other null or empty value (idp-compat.md, rule 10).
  */
 function normalizeEntry(def: AttributeDef, raw: unknown, where: string): unknown {
   const entry = normalizeSingle(def, raw, where);
   if (def.type !== 'complex' || isEmpty(raw)) return entry;
   const missing = def.subAttributes?.find((s) => s.required && (!isRecord(entry) || entry[s.name] === undefined));
   if (missing) throw badRequest('invalidValue', `${where} needs a non-empty "${missing.name}" (${missing.description.replace(/\.$/, '')})`);
+  const valueDef = findSub(def, 'value');
+  if (valueDef && isRecord(entry)) {
+    const value = entry[valueDef.name];
+    if (value === undefined || (typeof value === 'string' && value.trim() === '')) {
+      throw badRequest('invalidValue', `${where}.value is ${value === undefined ? 'missing or empty' : 'blank'}: each entry of ${def.name} needs one`);
+    }
+  }
   return entry;
 }
 

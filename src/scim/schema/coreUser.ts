@@ -7,12 +7,16 @@ import { CORE_USER_SCHEMA } from './urns.ts';
 
 const readOnly = { mutability: 'readOnly' } as const;
 
-/** The sub-attributes shared by the plural "value/display/type/primary" attributes. */
-function plural(what: string, valueType: 'string' | 'reference' | 'binary', types: string[] | undefined): AttributeDef[] {
+/**
+ * The sub-attributes shared by the plural "value/display/type/primary" attributes. `unique`
+ * describes a value no two users may hold: its `value` is then `uniqueness: server`.
+ */
+function plural(what: string, valueType: 'string' | 'reference' | 'binary', types: string[] | undefined, unique?: string): AttributeDef[] {
   return [
-    attribute('value', valueType, `The ${what} itself.`, {
+    attribute('value', valueType, unique ? `The ${what} itself; ${unique}` : `The ${what} itself.`, {
       ...(valueType === 'binary' ? { caseExact: true } : {}),
       ...(valueType === 'reference' ? { referenceTypes: ['external'] } : {}),
+      ...(unique ? { uniqueness: 'server' as const } : {}),
     }),
     str('display', `A human-readable form of the ${what}, for display only.`),
     str('type', `What kind of ${what} this is.`, types ? { canonicalValues: types } : {}),
@@ -69,8 +73,23 @@ export const CORE_USER_ATTRIBUTES: AttributeDef[] = [
     mutability: 'writeOnly',
     returned: 'never',
   }),
-  multi('emails', 'Email addresses of the user.', plural('email address', 'string', ['work', 'home', 'other'])),
-  multi('phoneNumbers', 'Telephone numbers of the user.', plural('telephone number', 'string', ['work', 'home', 'mobile', 'fax', 'pager', 'other'])),
+  // The addresses become the account's Matrix 3PIDs, which the homeserver lets one account hold
+  // (a 409 names the holder): unique per address, so `value` is `server`, not the list as a whole.
+  multi(
+    'emails',
+    'Email addresses of the user.',
+    plural('email address', 'string', ['work', 'home', 'other'], 'no other user on this server may hold it (compared without regard to case).'),
+  ),
+  multi(
+    'phoneNumbers',
+    'Telephone numbers of the user.',
+    plural(
+      'telephone number',
+      'string',
+      ['work', 'home', 'mobile', 'fax', 'pager', 'other'],
+      'no other user on this server may hold it (compared by its digits, without an extension).',
+    ),
+  ),
   multi('ims', 'Instant messaging addresses of the user.', plural('instant messaging address', 'string', ['aim', 'gtalk', 'icq', 'xmpp', 'msn', 'skype', 'qq', 'yahoo'])),
   multi('photos', 'Links to images of the user.', plural('image URL', 'reference', ['photo', 'thumbnail'])),
   addresses,
