@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import type { BridgeHandles } from '../../src/app.ts';
 import { homeserver, SERVER_NAME, startBridge, workFile } from './fixture.ts';
-import { AdminApi, ScimClient, roomNotices, waitFor } from './helpers.ts';
+import { AdminApi, ScimClient, roomMembers, roomNotices, waitFor } from './helpers.ts';
 
 const PATCH_OP = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 const replace = (path: string, value: unknown) => ({ schemas: [PATCH_OP], Operations: [{ op: 'replace', path, value }] });
@@ -153,5 +153,27 @@ describe('Operators and the bridge on one homeserver', function () {
     await waitFor(async () => (await admin.profile(mxid('trust.console')))?.['displayname'] === 'Trust trust.console', 30_000, 'the repaired display name');
     // The lock an operator set in the first test is reported, never repaired: only displayName was asked for.
     expect((await admin.user(mxid('trust.lock')))?.['locked']).to.equal(true);
+  });
+
+  it('a member who left a group\'s room is found by the drift check and joined again only when asked', async function () {
+    const hs = homeserver();
+    const id = await create('trust.member');
+    const group = await scim.post('/Groups', { displayName: 'Trust members', members: [{ value: id }] });
+    expect(group.status, group.text).to.equal(201);
+    await bridge.runJournal();
+    const roomId = String((await bridge.store.groups.get(String(group.body['id'])))?.applied.roomId);
+    await waitFor(async () => (await roomMembers(admin, roomId)).includes(mxid('trust.member')), 30_000, 'the member joined');
+    // The member leaves (as a person can, or an operator makes them): not the bridge's doing.
+    const asUser = new AdminApi(hs.synapse.url, hs.registration.as_token);
+    const left = await asUser.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave?user_id=${encodeURIComponent(mxid('trust.member'))}`, {});
+    expect(left.status, left.text).to.equal(200);
+
+    const found = await bridge.reconcile();
+    expect(found.differences).to.include(`group "Trust members": ${mxid('trust.member')} is a member of the group but not joined to ${roomId}`);
+    expect(await roomMembers(admin, roomId)).to.not.include(mxid('trust.member'));
+    await bridge.reconcile({ repair: ['members'] });
+    await bridge.runJournal();
+    await waitFor(async () => (await roomMembers(admin, roomId)).includes(mxid('trust.member')), 30_000, 'the member joined again');
+    expect((await bridge.reconcile()).differences.filter((d) => d.includes('Trust members'))).to.deep.equal([]);
   });
 });
