@@ -82,6 +82,23 @@ function retryDelayMs(attempts: number): number {
  * background, a batch at a time, each applied change recorded so that a restart resumes
  * where it stopped and nothing is done twice.
  */
+/** Room names the closing suffix " (closed)" still fits under: the spec caps a name at 255 bytes. */
+const MAX_ROOM_NAME_BYTES = 240;
+
+/**
+ * The room name of a group: its displayName, cut (with "…") to what a room name may hold, so
+ * that a long group name never makes a room the homeserver refuses to create or rename.
+ */
+export function roomNameOf(displayName: string): string {
+  if (Buffer.byteLength(displayName, 'utf8') <= MAX_ROOM_NAME_BYTES) return displayName;
+  let out = '';
+  for (const ch of displayName) {
+    if (Buffer.byteLength(out + ch, 'utf8') > MAX_ROOM_NAME_BYTES - 3) break;
+    out += ch;
+  }
+  return `${out}…`;
+}
+
 export class GroupProvisioner {
   readonly actions = ['group-sync', 'group-delete'] as const;
   readonly #store: Store;
@@ -240,7 +257,7 @@ export class GroupProvisioner {
 
   async #finish(group: GroupRecord, entry: JournalEntry): Promise<void> {
     if (entry.action === 'group-delete' || group.state === 'deleting') {
-      if (this.#settings.onDelete === 'close' && group.applied.roomId) await this.#rooms.closeRoom(group.applied.roomId, group.displayName);
+      if (this.#settings.onDelete === 'close' && group.applied.roomId) await this.#rooms.closeRoom(group.applied.roomId, roomNameOf(group.displayName));
       await this.#store.groups.saveApplied(group.id, group.applied, 'deleted');
     }
     await this.#store.completeJournal(entry.resourceId, entry.action, entry.generation);
@@ -301,16 +318,17 @@ export class GroupProvisioner {
       ids = [];
       for (const room of linked) ids.push(await this.#rooms.attachRoom(room));
     } else if (!applied.roomId) {
-      const roomId = await this.#rooms.createRoom({ name: group.displayName, space: this.#settings.roomType === 'space' });
+      const roomId = await this.#rooms.createRoom({ name: roomNameOf(group.displayName), space: this.#settings.roomType === 'space' });
       log.info(`created ${roomId} for group "${group.displayName}"`);
       this.#events.report({ kind: 'updated', subject: 'group', userName: group.displayName, matrixId: roomId, reason: 'its room was created' });
-      applied = { ...applied, roomId, roomName: group.displayName };
+      applied = { ...applied, roomId, roomName: roomNameOf(group.displayName) };
       ids = [roomId];
     } else {
       const roomId = applied.roomId;
-      if (applied.roomName !== group.displayName) {
-        await this.#rooms.setName(roomId, group.displayName);
-        applied = { ...applied, roomName: group.displayName };
+      const name = roomNameOf(group.displayName);
+      if (applied.roomName !== name) {
+        await this.#rooms.setName(roomId, name);
+        applied = { ...applied, roomName: name };
       }
       ids = [roomId];
     }

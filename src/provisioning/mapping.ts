@@ -115,11 +115,32 @@ export function avatarOf(doc: Doc): AvatarSource | null {
   return { kind: 'url', url: value };
 }
 
+/**
+ * Unicode case folding as Python's str.casefold() does it, near enough: upper then lower
+ * case maps "ß" to "ss", "ς" to "σ" and "ﬀ" to "ff" as casefold does; the dotless "ı" is the
+ * one letter that round trip changes and casefold keeps.
+ */
+function casefold(text: string): string {
+  let out = '';
+  for (const ch of text) out += ch === 'ı' ? ch : ch.toUpperCase().toLowerCase();
+  return out;
+}
+
+/**
+ * An email address as Synapse stores it (synapse/util/threepids.py canonicalise_email): the
+ * local part case-folded, the domain lower-cased. Compared any other way, "ß@example.com"
+ * would never match the "ss@example.com" Synapse holds.
+ */
+export function canonicalEmail(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? address.toLowerCase() : `${casefold(address.slice(0, at))}@${address.slice(at + 1).toLowerCase()}`;
+}
+
 export function emailsOf(doc: Doc): string[] {
   const out = new Set<string>();
   for (const { entry } of primaryFirst(doc, 'emails')) {
     const value = str(entry['value']);
-    if (value) out.add(value.toLowerCase());
+    if (value) out.add(canonicalEmail(value));
   }
   return [...out];
 }

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
+import { roomNameOf } from '../../src/provisioning/groups.ts';
 import {
   accountProblems,
   avatarOf,
+  canonicalEmail,
   displayNameOf,
   emailsOf,
   HOMESERVER_LIMITS,
@@ -218,5 +220,20 @@ describe('protected users', () => {
     expect(isProtected('@admin2:example.org')).to.equal(true);
     expect(isProtected('@helperbot')).to.equal(true);
     expect(isProtected('@alice:example.org')).to.equal(false);
+  });
+});
+
+describe('names as the homeserver keeps them', () => {
+  it('case-folds an email\'s local part as Synapse does, so "ß" is "ss"', () => {
+    expect(canonicalEmail('Stra\u00dfe@Example.COM')).to.equal('strasse@example.com');
+    expect(canonicalEmail('\u0131lker@example.com')).to.equal('\u0131lker@example.com');
+    expect(emailsOf({ emails: [{ value: 'GROSS\u00df@Example.org' }] })).to.deep.equal(['grossss@example.org']);
+  });
+
+  it('cuts a group\'s room name to what a room name may hold, on a character boundary', () => {
+    expect(roomNameOf('Engineering')).to.equal('Engineering');
+    const long = roomNameOf('\u00e9'.repeat(70_000));
+    expect(Buffer.byteLength(long, 'utf8')).to.be.at.most(240);
+    expect(long.endsWith('\u00e9…')).to.equal(true);
   });
 });
