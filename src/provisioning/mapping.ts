@@ -115,14 +115,22 @@ export function avatarOf(doc: Doc): AvatarSource | null {
   return { kind: 'url', url: value };
 }
 
+/** Cherokee letters: Unicode case folding maps them to upper case, the other way round. */
+const CHEROKEE = /[\u13a0-\u13f5\u13f8-\u13fd\uab70-\uabbf]/;
+
 /**
  * Unicode case folding as Python's str.casefold() does it, near enough: upper then lower
- * case maps "ß" to "ss", "ς" to "σ" and "ﬀ" to "ff" as casefold does; the dotless "ı" is the
- * one letter that round trip changes and casefold keeps.
+ * case maps "ß" to "ss", "ς" to "σ" and "ﬀ" to "ff" as casefold does; the dotless "ı" is
+ * kept, and Cherokee folds to upper case. Checked against Python 3.11 over every code point
+ * to U+2FFFF: the only differences left are letters added after Unicode 14, which that
+ * Python (and so Synapse on it) does not fold at all.
  */
 function casefold(text: string): string {
   let out = '';
-  for (const ch of text) out += ch === 'ı' ? ch : ch.toUpperCase().toLowerCase();
+  for (const ch of text) {
+    // "ẞ" goes to "ß" and back to "ẞ" in that round trip; casefold gives "ss".
+    out += ch === 'ı' ? ch : CHEROKEE.test(ch) ? ch.toUpperCase() : ch === 'ẞ' ? 'ss' : ch.toUpperCase().toLowerCase();
+  }
   return out;
 }
 

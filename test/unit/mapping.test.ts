@@ -227,6 +227,9 @@ describe('names as the homeserver keeps them', () => {
   it('case-folds an email\'s local part as Synapse does, so "ß" is "ss"', () => {
     expect(canonicalEmail('Stra\u00dfe@Example.COM')).to.equal('strasse@example.com');
     expect(canonicalEmail('\u0131lker@example.com')).to.equal('\u0131lker@example.com');
+    // Cherokee folds to upper case (Python: 'ꭰbc'.casefold() == 'Ꭰbc').
+    expect(canonicalEmail('\uab70bc@example.com')).to.equal('\u13a0bc@example.com');
+    expect(canonicalEmail('\u13a0bc@example.com')).to.equal('\u13a0bc@example.com');
     expect(emailsOf({ emails: [{ value: 'GROSS\u00df@Example.org' }] })).to.deep.equal(['grossss@example.org']);
   });
 
