@@ -76,12 +76,11 @@ const COUNTED: Record<ProvisioningEventKind, string> = {
 const REASON_AFTER_COLON: ReadonlySet<ProvisioningEventKind> = new Set(['failed', 'refused', 'drift', 'drift-resolved']);
 
 /**
- * The text with each lone UTF-16 surrogate replaced by U+FFFD (String.prototype.toWellFormed,
- * ES2024: Node has it, the compiler's ES2023 library does not declare it). A homeserver
- * refuses an event whose JSON holds a lone surrogate.
+ * The text with each lone UTF-16 surrogate replaced by U+FFFD. A homeserver refuses an
+ * event whose JSON holds a lone surrogate.
  */
 export function wellFormed(text: string): string {
-  return (text as string & { toWellFormed(): string }).toWellFormed();
+  return text.toWellFormed();
 }
 
 export function escapeHtml(text: string): string {

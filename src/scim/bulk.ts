@@ -121,11 +121,15 @@ function parsePath(method: Method, path: unknown): { resource: Endpoint; id: str
     return { resource, id: undefined };
   }
   if (rawId === undefined) throw badRequest('invalidPath', `${path}: ${method} must target /${resource}/{id}`);
+  let id: string;
   try {
-    return { resource, id: decodeURIComponent(rawId) };
+    id = decodeURIComponent(rawId);
   } catch {
-    throw badRequest('invalidPath', `${path}: the id is not validly percent-encoded`);
+    throw badRequest('invalidPath', `${path.toWellFormed()}: the id is not validly percent-encoded`);
   }
+  // A lone surrogate can be no resource's id (and could not be put in a Location).
+  if (!id.isWellFormed()) throw badRequest('invalidPath', `${path.toWellFormed()}: the id holds a lone UTF-16 surrogate`);
+  return { resource, id };
 }
 
 function requireData(method: Method, raw: Record<string, unknown>): Record<string, unknown> {
