@@ -286,7 +286,7 @@ export class GroupProvisioner {
       });
       budget -= added.length;
       const removable = toRemove.slice(0, Math.max(0, budget));
-      const reason = `removed from the group "${group.displayName}" in the identity provider`;
+      const reason = `removed from the group "${roomNameOf(group.displayName)}" in the identity provider`;
       await inParallel(removable, MEMBERSHIP_CONCURRENCY, async (matrixId) => {
         await this.#rooms.removeMember(roomId, matrixId, reason);
         await this.#store.groups.setRoomMember(group.id, roomId, matrixId, 'left');

@@ -49,8 +49,17 @@ export function localpartFor(userName: string, policy: LocalpartPolicy): string 
   return out;
 }
 
+/**
+ * Python's str.strip(), which Synapse applies to display names and email addresses: JS's
+ * trim() leaves \x1c-\x1f and \x85 that Python strips, and strips U+FEFF that Python keeps.
+ * Stripped otherwise, "Name\x1f" would be "Name" on Synapse and drift for ever.
+ */
+const PY_EDGE_SPACE = /^[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+
 function str(value: unknown): string | null {
-  return typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
+  if (typeof value !== 'string') return null;
+  const stripped = value.replace(PY_EDGE_SPACE, '');
+  return stripped === '' ? null : stripped;
 }
 
 function isDoc(value: unknown): value is Doc {

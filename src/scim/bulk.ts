@@ -108,6 +108,9 @@ function readOperation(value: unknown): RawOperation {
   };
 }
 
+/** Deepest nesting of an operation's data: a PATCH of a complex multi-valued attribute needs about 6. */
+const MAX_DATA_DEPTH = 32;
+
 /** Parses `path` for the method: `/Users` or `/Groups` for POST, with `/{id}` otherwise. */
 function parsePath(method: Method, path: unknown): { resource: Endpoint; id: string | undefined } {
   if (typeof path !== 'string') throw badRequest('invalidPath', 'path is required: /Users, /Groups, /Users/{id} or /Groups/{id}');
@@ -269,17 +272,22 @@ class BulkRun {
     throw new ScimError(409, `bulkId:${bulkId} cannot be resolved: the POST that declares it failed`);
   }
 
-  /** Copies value with every string that is exactly `bulkId:x` replaced by the id x was created with. */
-  async #resolveDeep(value: unknown): Promise<unknown> {
+  /**
+   * Copies value with every string that is exactly `bulkId:x` replaced by the id x was
+   * created with. No SCIM document nests deeper than MAX_DATA_DEPTH; deeper data is refused
+   * before it can exhaust the stack.
+   */
+  async #resolveDeep(value: unknown, depth = 0): Promise<unknown> {
+    if (depth > MAX_DATA_DEPTH) throw badRequest('invalidSyntax', `data nests deeper than ${MAX_DATA_DEPTH} levels`);
     if (typeof value === 'string') return this.#resolveId(value);
     if (Array.isArray(value)) {
       const out: unknown[] = [];
-      for (const item of value) out.push(await this.#resolveDeep(item));
+      for (const item of value) out.push(await this.#resolveDeep(item, depth + 1));
       return out;
     }
     if (isRecord(value)) {
       const out: Record<string, unknown> = {};
-      for (const [key, item] of Object.entries(value)) out[key] = await this.#resolveDeep(item);
+      for (const [key, item] of Object.entries(value)) out[key] = await this.#resolveDeep(item, depth + 1);
       return out;
     }
     return value;

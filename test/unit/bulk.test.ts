@@ -245,6 +245,14 @@ describe('SCIM bulk requests', () => {
       expect(ops).to.have.length(7);
     });
 
+    it('refuses data nested deeper than any SCIM document, before it can exhaust the stack', async () => {
+      let deep: unknown = 'x';
+      for (let i = 0; i < 10_000; i++) deep = [deep];
+      const { ops } = await run(bulk([{ method: 'POST', path: '/Users', bulkId: 'a', data: { userName: 'a', nickName: deep } }]));
+      expect(ops[0]?.['status']).to.equal('400');
+      expect(ops[0]?.response?.['scimType']).to.equal('invalidSyntax');
+    });
+
     it('creates a group whose member is a user created in the same request', async () => {
       const { ops, groups } = await run(
         bulk([

@@ -233,6 +233,12 @@ describe('names as the homeserver keeps them', () => {
     expect(emailsOf({ emails: [{ value: 'GROSS\u00df@Example.org' }] })).to.deep.equal(['grossss@example.org']);
   });
 
+  it('strips a display name as Synapse does (Python\'s strip), so it never drifts', () => {
+    expect(displayNameOf({ displayName: 'Name2\u001f' })).to.equal('Name2');
+    expect(displayNameOf({ displayName: '\u0085 Name \u3000' })).to.equal('Name');
+    expect(displayNameOf({ displayName: '\ufeffName' })).to.equal('\ufeffName');
+  });
+
   it('cuts a group\'s room name to what a room name may hold, on a character boundary', () => {
     expect(roomNameOf('Engineering')).to.equal('Engineering');
     const long = roomNameOf('\u00e9'.repeat(70_000));
