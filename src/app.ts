@@ -5,7 +5,7 @@ import { loadRegistration, type Registration } from './config/registration.ts';
 import { configureLogging, logger } from './log.ts';
 import { AdminRoomReporter } from './matrix/adminRoom.ts';
 import { ensureAdminRoom } from './matrix/adminRoomSetup.ts';
-import { AdminConsole } from './matrix/console.ts';
+import { AdminConsole, consoleRoom } from './matrix/console.ts';
 import { startAppservice } from './matrix/appservice.ts';
 import { HomeserverClient, HomeserverError } from './matrix/homeserverClient.ts';
 import { SynapsePort } from './matrix/synapsePort.ts';
@@ -224,15 +224,7 @@ export async function start(config: BridgeConfig, registration?: Registration): 
       roomId: adminRoomId,
       botUserId,
       operators: config.adminRoom.operators,
-      room: {
-        powerLevelOf: async (userId) => {
-          const levels = (await client.getState(adminRoomId, 'm.room.power_levels')) ?? {};
-          const users = (levels['users'] ?? {}) as Record<string, unknown>;
-          const level = users[userId] ?? levels['users_default'] ?? 0;
-          return typeof level === 'number' ? level : 0;
-        },
-        reply: (text, html) => client.sendNotice(adminRoomId, text, html),
-      },
+      room: consoleRoom(client, adminRoomId),
       context: { reconcile: (request) => reconciler.run(request) },
     });
 

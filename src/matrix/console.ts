@@ -1,5 +1,6 @@
 import type { ReconcileRequest, ReconcileResult, RepairField } from '../provisioning/reconciler.ts';
 import { DRIFT_FIELDS } from '../provisioning/accountPlan.ts';
+import type { HomeserverClient } from './homeserverClient.ts';
 import { logger } from '../log.ts';
 
 const log = logger('Console');
@@ -21,6 +22,19 @@ export interface ConsoleContext {
 export interface ConsoleRoom {
   powerLevelOf(userId: string): Promise<number>;
   reply(text: string, html: string): Promise<void>;
+}
+
+/** The admin room through the client-server API, as the bot. */
+export function consoleRoom(client: HomeserverClient, roomId: string): ConsoleRoom {
+  return {
+    powerLevelOf: async (userId) => {
+      const levels = (await client.getState(roomId, 'm.room.power_levels')) ?? {};
+      const users = (levels['users'] ?? {}) as Record<string, unknown>;
+      const level = users[userId] ?? levels['users_default'] ?? 0;
+      return typeof level === 'number' ? level : 0;
+    },
+    reply: (text, html) => client.sendNotice(roomId, text, html),
+  };
 }
 
 interface Reply {

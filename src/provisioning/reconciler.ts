@@ -58,14 +58,16 @@ export class Reconciler {
     this.#wakeJournal = options.wakeJournal;
   }
 
-  /** One run; a run already under way is joined rather than started again. */
+  /** One run, after any run under way (never two at once, and a repair asked for is never skipped). */
   run(request: ReconcileRequest = {}): Promise<ReconcileResult> {
-    if (!this.#running) {
-      this.#running = this.#run(request.repair ?? this.#configuredRepair).finally(() => {
-        this.#running = undefined;
-      });
-    }
-    return this.#running;
+    const repair = request.repair ?? this.#configuredRepair;
+    const next = (this.#running ?? Promise.resolve()).catch(() => undefined).then(() => this.#run(repair));
+    this.#running = next;
+    const clear = () => {
+      if (this.#running === next) this.#running = undefined;
+    };
+    next.then(clear, clear);
+    return next;
   }
 
   /** Runs a minute after start (drift from while the bridge was down), then every intervalMs; 0: only on demand. */

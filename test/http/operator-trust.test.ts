@@ -136,6 +136,16 @@ describe('An operator\'s changes on the homeserver (in-memory homeserver)', () =
       expect(homeserver.accounts.get(BOB)?.displayName).to.equal('Bob');
     });
 
+    it('runs a repair asked for while another run is under way, after it', async () => {
+      await start();
+      homeserver.operator(BOB, { displayName: 'Bobby' });
+      const checker = reconciler();
+      const [plain, repaired] = await Promise.all([checker.run({ repair: [] }), checker.run({ repair: ['displayName'] })]);
+      expect(plain.differences).to.have.length(1);
+      expect(repaired.differences).to.deep.equal([]);
+      expect(homeserver.accounts.get(BOB)?.displayName).to.equal('Bob');
+    });
+
     it('repairs only what the operator asks for', async () => {
       await start();
       homeserver.operator(BOB, { displayName: 'Bobby', locked: true });
