@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import type { BridgeHandles } from '../../src/app.ts';
 import { homeserver, SERVER_NAME, startBridge, workFile } from './fixture.ts';
-import { AdminApi, CuttingProxy, ScimClient, waitFor, type Json } from './helpers.ts';
+import { AdminApi, CuttingProxy, ScimClient, roomNotices, waitFor, type Json } from './helpers.ts';
 
 const CORE_USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
@@ -165,5 +165,18 @@ describe('Failures: the homeserver goes away', function () {
     expect(user?.['displayname']).to.equal('Carol White-Black');
     expect(threepids(user)).to.deep.equal([{ medium: 'email', address: 'carol.white@example.com' }]);
     await waitFor(async () => (await restarted.store.journalFor(carolId)).length === 0, 10_000, 'the journal entry to close');
+
+    // The notice of the failed PATCH could not reach the room while Synapse was down; it was
+    // kept in the database, and the new bridge posts it after saying what happened.
+    const notices = async () => (await roomNotices(admin, restarted.adminRoomId)).filter((n) => n.sender === restarted.botUserId).map((n) => n.body);
+    const outage = await waitFor(async () => (await notices()).find((b) => /could not be posted from .* to /.test(b)), 30_000, 'the outage notice');
+    expect(outage).to.match(/unreachable/);
+    const held = await waitFor(
+      async () => (await notices()).find((b) => b.includes(CAROL) && /will retry/.test(b)),
+      30_000,
+      'the held notice of the failed PATCH',
+    );
+    const order = await notices(); // newest first
+    expect(order.indexOf(held), 'the held notice comes after the outage notice').to.be.below(order.indexOf(outage));
   });
 });
