@@ -1,6 +1,7 @@
 import type { ReconcileRequest, ReconcileResult, RepairField } from '../provisioning/reconciler.ts';
 import { DRIFT_FIELDS } from '../provisioning/accountPlan.ts';
 import type { HomeserverClient } from './homeserverClient.ts';
+import { escapeHtml } from './noticeRender.ts';
 import { logger } from '../log.ts';
 
 const log = logger('Console');
@@ -56,10 +57,6 @@ const OPERATOR_LEVEL = 50;
 /** Lines of a long answer that are listed; the rest are counted. */
 const MAX_LINES = 30;
 const REPAIRABLE: readonly RepairField[] = [...DRIFT_FIELDS, 'members'];
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 function listing(head: string, lines: string[]): Reply {
   const shown = lines.slice(0, MAX_LINES);

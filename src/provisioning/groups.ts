@@ -7,6 +7,7 @@ import { HomeserverError } from './ports.ts';
 import type { RoomPort } from './ports.ts';
 import type { EventSink } from './events.ts';
 import type { RequestContext } from './users.ts';
+import { retryDelayMs } from './journal.ts';
 import { KeyedSerializer } from './serial.ts';
 import { checkVersion } from './versions.ts';
 import { logger } from '../log.ts';
@@ -70,10 +71,6 @@ async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promi
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
   if (failure !== undefined) throw failure;
-}
-
-function retryDelayMs(attempts: number): number {
-  return Math.min(10 * 60_000, 5_000 * 2 ** Math.min(attempts, 10));
 }
 
 /**

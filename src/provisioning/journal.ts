@@ -3,6 +3,11 @@ import { logger } from '../log.ts';
 
 const log = logger('Journal');
 
+/** How long a failed entry waits before its next try: 5 s, doubling, at most 10 minutes. */
+export function retryDelayMs(attempts: number): number {
+  return Math.min(10 * 60_000, 5_000 * 2 ** Math.min(attempts, 10));
+}
+
 /** Something that finishes journalled work of some actions. */
 export interface JournalHandler {
   readonly actions: readonly JournalAction[];

@@ -16,6 +16,7 @@ import {
   type DriftField,
   type OperatorDisablePolicy,
 } from './accountPlan.ts';
+import { retryDelayMs } from './journal.ts';
 import { KeyedSerializer } from './serial.ts';
 import { DEFAULT_RETRY_AFTER_S, UserChecks } from './userChecks.ts';
 import { changedFields, isTrue, patchAssertsActive, withoutPassword } from './userInput.ts';
@@ -40,10 +41,6 @@ export interface ProvisioningSettings {
 /** Who asked: the name of the IdP's bearer token. */
 export interface RequestContext {
   source: string;
-}
-
-function retryDelayMs(attempts: number): number {
-  return Math.min(10 * 60_000, 5_000 * 2 ** Math.min(attempts, 10));
 }
 
 /** How a sync is asked for: what the request changed, and what is known already. */
