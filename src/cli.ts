@@ -3,9 +3,10 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { generateRegistration, loadRegistration, writeRegistration } from './config/registration.ts';
-import { start, StartupError } from './app.ts';
+import { start, StartupError, type BridgeHandles } from './app.ts';
 import { configureLogging, logger } from './log.ts';
 import { permissionWarnings, sensitiveFiles } from './config/permissions.ts';
+import { VERSION } from './version.ts';
 
 const log = logger('Main');
 
@@ -17,6 +18,10 @@ Usage:
   matrix-scim-bridge generate-registration --config config.yaml --url URL [--output registration.yaml]
       write a new appservice registration (random tokens) for this config; URL is how the
       homeserver reaches the bridge's appservice listener, e.g. http://127.0.0.1:9000
+  matrix-scim-bridge --version
+      print the version
+  matrix-scim-bridge --help
+      print this help
 `;
 
 function fail(message: string): never {
@@ -24,18 +29,50 @@ function fail(message: string): never {
   process.exit(1);
 }
 
+/** The options and command; a mistyped option gets its message and the usage, not a stack. */
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        url: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        force: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+    });
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) fail(`${(error as Error).message}\n\n${USAGE}`);
+    throw error;
+  }
+}
+
+/** What to do after generate-registration, in the order that works (see the README). */
+function nextSteps(output: string, bot: string, configFile: string): string {
+  return `wrote ${output}
+next:
+  1. let the homeserver read it: it is readable by its owner only, so if Synapse runs as
+     another OS user, give that user's group read access
+     (e.g. chgrp synapse ${output} && chmod 640 ${output})
+  2. add it to app_service_config_files in homeserver.yaml and restart the homeserver
+  3. start the bridge once (matrix-scim-bridge --config ${configFile}): it registers its bot
+     ${bot}, then stops, saying the admin API is not usable
+  4. promote ${bot} to server admin (README, "Deploy", step 4), or set adminApi.accessToken
+     to a server admin's token
+  5. start the bridge again
+`;
+}
+
 async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      url: { type: 'string' },
-      output: { type: 'string', short: 'o' },
-      force: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseCommandLine(argv);
+  if (values.version) {
+    process.stdout.write(`matrix-scim-bridge ${VERSION}\n`);
+    return;
+  }
   if (values.help) {
     process.stdout.write(USAGE);
     return;
@@ -48,25 +85,27 @@ async function main(argv: string[]): Promise<void> {
     const output = values.output ?? config.appservice.registration;
     if (existsSync(output) && !values.force) fail(`${output} exists; pass --force to replace it (its tokens change)`);
     const room = config.adminRoom.room;
-    writeRegistration(
-      output,
-      generateRegistration({
-        url: values.url,
-        domain: config.homeserver.domain,
-        ...(room?.startsWith('#') ? { adminRoomAlias: room } : {}),
-      }),
-    );
-    process.stdout.write(
-      `wrote ${output}\nnext: add it to the homeserver's app_service_config_files, restart the homeserver, ` +
-        'promote the bot to server admin (see README), then start the bridge\n',
-    );
+    const registration = generateRegistration({
+      url: values.url,
+      domain: config.homeserver.domain,
+      ...(room?.startsWith('#') ? { adminRoomAlias: room } : {}),
+    });
+    writeRegistration(output, registration);
+    process.stdout.write(nextSteps(output, `@${registration.sender_localpart}:${config.homeserver.domain}`, values.config));
     return;
   }
   if (positionals.length > 0) fail(`unknown command ${positionals[0]}\n\n${USAGE}`);
 
-  configureLogging(config.logging.level);
+  configureLogging(config.logging);
   for (const warning of permissionWarnings(sensitiveFiles(values.config, config))) log.warn(warning);
+  // SIGHUP (what logrotate sends) reads the SCIM token files again; it never stops the bridge.
+  let running: BridgeHandles | undefined;
+  process.on('SIGHUP', () => {
+    if (running) running.reloadTokens();
+    else log.info('SIGHUP during start-up: ignored (the token files were just read)');
+  });
   const handles = await start(config, loadRegistration(config.appservice.registration));
+  running = handles;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

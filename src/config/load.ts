@@ -6,7 +6,12 @@ import { configSchema, type Config, type SecretValue } from './schema.ts';
 
 /** The configuration with every secret read (from inline or file) and every path made absolute. */
 export interface BridgeConfig extends Omit<Config, 'scim' | 'adminApi'> {
-  scim: Omit<Config['scim'], 'tokens'> & { tokens: { name: string; token: string }[] };
+  scim: Omit<Config['scim'], 'tokens'> & {
+    tokens: { name: string; token: string }[];
+    tokenFiles: TokenFile[];
+    /** Each token name's scope (scim.tokens[].scope): all, or only what it created. */
+    scopes: Record<string, 'all' | 'own'>;
+  };
   adminApi: { accessToken?: string };
 }
 
@@ -26,9 +31,13 @@ function describeIssues(error: z.ZodError): string {
     .join('\n');
 }
 
-function readSecret(value: SecretValue, keyPath: string, baseDir: string): string {
-  if (typeof value === 'string') return value;
-  const file = path.resolve(baseDir, value.file);
+/** A SCIM token given as `{ file }`: the absolute path it is read from, to read it again (SIGHUP). */
+export interface TokenFile {
+  name: string;
+  file: string;
+}
+
+function readSecretFile(file: string, keyPath: string): string {
   try {
     const text = readFileSync(file, 'utf8').trim();
     if (text === '') throw new ConfigError(`${keyPath}: the file ${file} is empty`);
@@ -37,6 +46,57 @@ function readSecret(value: SecretValue, keyPath: string, baseDir: string): strin
     if (error instanceof ConfigError) throw error;
     throw new ConfigError(`${keyPath}: cannot read the file ${file}: ${(error as Error).message}`);
   }
+}
+
+function readSecret(value: SecretValue, keyPath: string, baseDir: string): string {
+  if (typeof value === 'string') return value;
+  return readSecretFile(path.resolve(baseDir, value.file), keyPath);
+}
+
+const MIN_TOKEN_LENGTH = 16;
+
+/** What reading the SCIM token files again gave. */
+export interface TokenReload {
+  /** The tokens to use from now on: re-read ones, and the old ones where reading failed. */
+  tokens: { name: string; token: string }[];
+  /** Names of the tokens whose file was read (changed or not). */
+  reloaded: string[];
+  /** Names of the tokens whose value changed. */
+  changed: string[];
+  /** Tokens whose file could not be used: the old value stays, and why. */
+  kept: { name: string; reason: string }[];
+}
+
+/**
+ * Reads the SCIM token files again (SIGHUP): rotation without a restart. A file that cannot
+ * be read, is empty or holds a too-short token keeps the old token. Inline tokens stay.
+ */
+export function rereadTokenFiles(current: readonly { name: string; token: string }[], files: readonly TokenFile[]): TokenReload {
+  const result: TokenReload = { tokens: [], reloaded: [], changed: [], kept: [] };
+  for (const [i, entry] of current.entries()) {
+    const source = files.find((f) => f.name === entry.name);
+    if (!source) {
+      result.tokens.push(entry);
+      continue;
+    }
+    try {
+      const token = readSecretFile(source.file, `scim.tokens.${i}.token`);
+      if (token.length < MIN_TOKEN_LENGTH) {
+        throw new ConfigError(`scim.tokens.${i}.token: the token in ${source.file} is shorter than ${MIN_TOKEN_LENGTH} characters`);
+      }
+      result.reloaded.push(entry.name);
+      if (token === entry.token) {
+        result.tokens.push(entry);
+      } else {
+        result.changed.push(entry.name);
+        result.tokens.push({ name: entry.name, token });
+      }
+    } catch (error) {
+      result.kept.push({ name: entry.name, reason: (error as Error).message });
+      result.tokens.push(entry);
+    }
+  }
+  return result;
 }
 
 /** Validates an already-parsed object; `baseDir` anchors relative paths and secret files. */
@@ -50,11 +110,14 @@ export function parseConfig(raw: unknown, baseDir: string): BridgeConfig {
     name: t.name,
     token: readSecret(t.token, `scim.tokens.${i}.token`, baseDir),
   }));
+  const tokenFiles = config.scim.tokens.flatMap((t) =>
+    typeof t.token === 'string' ? [] : [{ name: t.name, file: path.resolve(baseDir, t.token.file) }],
+  );
   const names = new Set<string>();
   for (const [i, t] of tokens.entries()) {
     if (names.has(t.name)) throw new ConfigError(`scim.tokens.${i}.name: the name "${t.name}" is used twice`);
     names.add(t.name);
-    if (t.token.length < 16) throw new ConfigError(`scim.tokens.${i}.token: must be at least 16 characters long`);
+    if (t.token.length < MIN_TOKEN_LENGTH) throw new ConfigError(`scim.tokens.${i}.token: must be at least ${MIN_TOKEN_LENGTH} characters long`);
   }
   for (const [i, pattern] of config.provisioning.protectedUsers.entries()) {
     try {
@@ -71,7 +134,7 @@ export function parseConfig(raw: unknown, baseDir: string): BridgeConfig {
     ...config,
     appservice: { ...config.appservice, registration: path.resolve(baseDir, config.appservice.registration) },
     database: { ...config.database, path: path.resolve(baseDir, config.database.path) },
-    scim: { ...config.scim, tokens },
+    scim: { ...config.scim, tokens, tokenFiles, scopes: Object.fromEntries(config.scim.tokens.map((t) => [t.name, t.scope])) },
     adminApi,
   };
 }

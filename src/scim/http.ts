@@ -58,21 +58,40 @@ function digest(token: string): Buffer {
   return createHash('sha256').update(token).digest();
 }
 
+/** A bearer token the SCIM API accepts, and the name of the IdP that sends it. */
+export interface ScimToken {
+  name: string;
+  token: string;
+}
+
+/** Digests of token entries; an entry replaced on a reload gets its digest computed anew. */
+const digests = new WeakMap<ScimToken, Buffer>();
+
+function digestOf(entry: ScimToken): Buffer {
+  let value = digests.get(entry);
+  if (!value) {
+    value = digest(entry.token);
+    digests.set(entry, value);
+  }
+  return value;
+}
+
 /**
  * Bearer-token authentication. Tokens are compared through their SHA-256 digests with
  * timingSafeEqual, so neither their content nor their length leaks through timing, and
- * every configured token is always compared.
+ * every configured token is always compared. The list is read on every request: replacing
+ * its entries (or giving a function) rotates the tokens without a restart.
  */
-export function bearerAuth(tokens: { name: string; token: string }[]) {
-  const known = tokens.map((t) => ({ name: t.name, digest: digest(t.token) }));
+export function bearerAuth(tokens: readonly ScimToken[] | (() => readonly ScimToken[])) {
   return async (ctx: Context, next: Next): Promise<void> => {
+    const known = typeof tokens === 'function' ? tokens() : tokens;
     const header = ctx.get('authorization');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     let source: string | undefined;
     if (match?.[1]) {
       const presented = digest(match[1]);
       for (const candidate of known) {
-        if (timingSafeEqual(presented, candidate.digest)) source = candidate.name;
+        if (timingSafeEqual(presented, digestOf(candidate))) source = candidate.name;
       }
     }
     if (!source) {

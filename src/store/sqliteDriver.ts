@@ -62,15 +62,55 @@ function restrictCreated(file: string): void {
   if (existsSync(file) && (statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
 }
 
+/** Another process (or connection) holds the database's lock: a second bridge on the same file. */
+export class DatabaseInUseError extends Error {
+  readonly lockFile: string;
+
+  constructor(file: string, lockFile: string) {
+    super(`another bridge is using ${file}: it holds the lock ${lockFile}`);
+    this.name = 'DatabaseInUseError';
+    this.lockFile = lockFile;
+  }
+}
+
+/**
+ * Holds `<file>.lock` for as long as the database is open, so that a second bridge on the
+ * same file is refused instead of working beside the first. The lock is SQLite's own
+ * exclusive lock (an fcntl lock) on that small, empty lock database, held by a transaction
+ * that never ends: the operating system drops it when the process exits, however it
+ * exits, so a crash never leaves a stale lock behind. The database itself stays open to
+ * readers (a backup with `sqlite3 .backup` still works).
+ */
+function acquireLock(file: string): DatabaseSync {
+  const lockFile = `${file}.lock`;
+  createPrivately(lockFile);
+  const lock = new DatabaseSync(lockFile, { timeout: 0 });
+  try {
+    lock.exec('BEGIN EXCLUSIVE');
+  } catch (error) {
+    lock.close();
+    if (/locked|busy/i.test((error as Error).message)) throw new DatabaseInUseError(file, lockFile);
+    throw error;
+  }
+  return lock;
+}
+
 export class NodeSqliteDatabase implements SqliteDatabase {
   readonly #db: DatabaseSync;
+  readonly #lock: DatabaseSync | undefined;
 
   /** Opens (creating if needed) `file`; the files it creates are readable by the bridge's user only. */
   constructor(file: string) {
     const onDisk = file !== ':memory:' && file !== '';
     const newCompanions = onDisk ? COMPANION_SUFFIXES.map((suffix) => file + suffix).filter((f) => !existsSync(f)) : [];
     if (onDisk) createPrivately(file);
-    this.#db = new DatabaseSync(file);
+    this.#lock = onDisk ? acquireLock(file) : undefined;
+    try {
+      this.#db = new DatabaseSync(file);
+    } catch (error) {
+      this.#lock?.close();
+      throw error;
+    }
     this.#db.exec('PRAGMA journal_mode = WAL');
     this.#db.exec('PRAGMA synchronous = NORMAL');
     this.#db.exec('PRAGMA foreign_keys = ON');
@@ -88,5 +128,6 @@ export class NodeSqliteDatabase implements SqliteDatabase {
 
   close(): void {
     this.#db.close();
+    this.#lock?.close();
   }
 }

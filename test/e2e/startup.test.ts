@@ -2,6 +2,8 @@
 // message that says what is wrong and what to do.
 
 import { expect } from 'chai';
+import { createServer, type Server } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { start, StartupError } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { generateRegistration } from '../../src/config/registration.ts';
@@ -52,5 +54,88 @@ describe('Start-up checks', () => {
     } finally {
       expect((await setAdmin(true)).status).to.equal(200);
     }
+  });
+
+  it('names homeserver.domain when it is not the homeserver\'s server name (the sample\'s example.org)', async () => {
+    const hs = homeserver();
+    const config = parseConfig(
+      hs.bridgeConfig({ homeserver: { domain: 'example.org' }, database: { path: workFile('startup-domain.db') } }),
+      hs.dir,
+    );
+    const message = await startupFailure(() => start(config, hs.registration));
+    expect(message).to.match(new RegExp(`^homeserver\\.domain is example\\.org but the homeserver at \\S+ is ${SERVER_NAME.replace('.', '\\.')}`));
+    expect(message).to.match(/set homeserver\.domain: e2e\.localhost/).and.not.match(/adminApi/);
+  });
+
+  it('says whose adminApi.accessToken it is and how to promote them when they are no server admin', async () => {
+    const hs = homeserver();
+    const plain = await hs.synapse.registerUser('not-an-admin', 'a-password-for-this-test', false);
+    const config = parseConfig(
+      hs.bridgeConfig({ adminApi: { accessToken: plain.accessToken }, database: { path: workFile('startup-admin-token.db') } }),
+      hs.dir,
+    );
+    const message = await startupFailure(() => start(config, hs.registration));
+    expect(message).to.match(/admin API is not usable/);
+    expect(message).to.include(`adminApi.accessToken belongs to ${plain.userId}, who is not a server admin`);
+    expect(message).to.include(`PUT /_synapse/admin/v2/users/${plain.userId} {"admin": true}`);
+    expect(message).to.not.include(plain.accessToken);
+  });
+
+  it('finds an appservice.port that is not the registration url\'s before any network call', async () => {
+    const hs = homeserver();
+    const deadHomeserver = `http://127.0.0.1:${await freePort()}`;
+    const config = parseConfig(
+      hs.bridgeConfig({
+        homeserver: { url: deadHomeserver },
+        appservice: { port: hs.appservicePort + 1 },
+        database: { path: workFile('startup-port.db') },
+      }),
+      hs.dir,
+    );
+    const message = await startupFailure(() => start(config, hs.registration));
+    expect(message).to.include(`is port ${hs.appservicePort} but appservice.port is ${hs.appservicePort + 1}`);
+    expect(message).to.not.match(/not reachable/);
+  });
+
+  it('says at once that the homeserver sends another hs_token than the registration\'s', async () => {
+    const hs = homeserver();
+    const config = parseConfig(hs.bridgeConfig({ database: { path: workFile('startup-hs-token.db') } }), hs.dir);
+    const edited = { ...hs.registration, hs_token: `${hs.registration.hs_token}-edited` };
+    const began = Date.now();
+    const message = await startupFailure(() => start(config, edited));
+    expect(message).to.match(/appservice ping failed/).and.match(/hs_token/).and.match(/restart the homeserver/);
+    expect(message).to.not.include(hs.registration.hs_token);
+    // Before, the refused ping was retried as transient for 5-6 s; it is final now.
+    expect(Date.now() - began).to.be.below(4_000);
+  });
+
+  it('names scim.port when the SCIM port is taken', async () => {
+    const hs = homeserver();
+    const squatter: Server = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const busy = (squatter.address() as AddressInfo).port;
+      const config = parseConfig(hs.bridgeConfig({ scim: { port: busy }, database: { path: workFile('startup-scim-port.db') } }), hs.dir);
+      const message = await startupFailure(() => start(config, hs.registration));
+      expect(message).to.include(`the SCIM listener cannot start on 127.0.0.1:${busy}`);
+      expect(message).to.match(/EADDRINUSE/).and.match(/choose a free scim\.port/).and.not.match(/\n\s+at /);
+    } finally {
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    }
+  });
+
+  it('refuses a second bridge on the same database, and lets one start once the first stopped', async () => {
+    const hs = homeserver();
+    const config = parseConfig(hs.bridgeConfig({ database: { path: workFile('startup-shared.db') } }), hs.dir);
+    const first = await start(config, hs.registration);
+    try {
+      const second = parseConfig(hs.bridgeConfig({ scim: { port: 0 }, database: { path: workFile('startup-shared.db') } }), hs.dir);
+      const message = await startupFailure(() => start(second, hs.registration));
+      expect(message).to.match(/another bridge is using \S+startup-shared\.db: it holds the lock \S+startup-shared\.db\.lock/).and.match(/database\.path/);
+    } finally {
+      await first.stop();
+    }
+    const again = await start(config, hs.registration);
+    await again.stop();
   });
 });
