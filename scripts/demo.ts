@@ -15,6 +15,7 @@ import { bootstrapHomeserver, type BootstrappedHomeserver } from './lib/bootstra
 const DEMO_DIR = resolve(import.meta.dirname, '..', '.demo');
 const SCIM_PORT = 8090;
 const SYNAPSE_PORT = 8008;
+const METRICS_PORT = 9741;
 const SERVER_NAME = 'localhost';
 
 function portIsFree(port: number): Promise<boolean> {
@@ -66,11 +67,14 @@ async function main(): Promise<void> {
 
   try {
     const scimPort = (await portIsFree(SCIM_PORT)) ? SCIM_PORT : 0;
+    const metricsPort = (await portIsFree(METRICS_PORT)) ? METRICS_PORT : 0;
     const raw = hs.bridgeConfig({
       scim: { port: scimPort },
       database: { engine: 'sqlite', path: join(DEMO_DIR, 'bridge.db') },
       // Drift from what you do in Synapse by hand shows up in the admin room within a minute.
       drift: { checkIntervalMinutes: 1 },
+      // Prometheus metrics on loopback (off by default in a real deployment).
+      metrics: { enabled: true, port: metricsPort },
     });
     await writeFile(join(DEMO_DIR, 'bridge-config.json'), `${JSON.stringify(raw, null, 2)}\n`, { mode: 0o600 });
     bridge = await start(parseConfig(raw, DEMO_DIR), hs.registration);
@@ -83,6 +87,7 @@ async function main(): Promise<void> {
   const demo = {
     scimUrl: bridge.scimUrl,
     scimToken: hs.scimToken,
+    metricsUrl: bridge.metricsUrl,
     homeserverUrl: hs.synapse.url,
     serverName: hs.synapse.serverName,
     adminUser: hs.admin.userId,
@@ -107,6 +112,7 @@ matrix-scim-bridge demo is running (Synapse ${hs.synapse.version}). Ctrl-C stops
   Bearer token     ${demo.scimToken}
   Homeserver       ${demo.homeserverUrl}  (server name ${demo.serverName})
   Admin room       ${demo.adminRoomId}
+  Metrics          ${demo.metricsUrl}  (Prometheus; health at ${demo.scimUrl.replace(/\/scim\/v2$/, '/health/ready')})
 
 Watch the admin room: log in to ${demo.homeserverUrl} as user "${hs.admin.localpart}"
 (${demo.adminUser}) with password ${demo.adminPassword} in any Matrix client that can
@@ -125,6 +131,10 @@ and see what Synapse made of it:
 
   curl -sS -H ${shellQuote(`Authorization: Bearer ${demo.adminToken}`)} \\
     ${shellQuote(`${demo.homeserverUrl}/_synapse/admin/v2/users/@alice.smith:${demo.serverName}`)}
+
+then watch the counters move:
+
+  curl -sS ${shellQuote(String(demo.metricsUrl))} | grep -E '^matrix_scim_bridge_(scim|homeserver)_requests_total'
 
 All of the above is in .demo/demo.json; Synapse's log is .demo/synapse/homeserver.log.
 `);

@@ -104,6 +104,14 @@ export class AdminRoomReporter {
     }
   }
 
+  /**
+   * What is waiting to reach the room (for the metrics): events not yet rendered, refusal
+   * lines of the current window, and notices held while the homeserver is unreachable.
+   */
+  get pendingCount(): number {
+    return this.#queue.length + this.#refusals.size + this.#ready.length + this.#delivery.heldCount;
+  }
+
   /** Sends whatever is pending now, this window's refusals included; resolves when posted (or held). */
   flush(): Promise<void> {
     this.#cancelTimer();

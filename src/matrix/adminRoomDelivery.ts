@@ -177,6 +177,11 @@ export class NoticeDelivery {
     await this.#deliverHeld();
   }
 
+  /** Notices waiting in the held line (an outage, or an earlier run's outbox once read). */
+  get heldCount(): number {
+    return this.#held.length;
+  }
+
   stop(): void {
     this.#stopped = true;
     this.#clock.clearTimeout(this.#retryTimer);

@@ -15,6 +15,16 @@ export interface ClientOptions {
   /** Longest rate-limit wait that is taken inline before giving up as transient. */
   maxInlineWaitMs?: number;
   requestTimeoutMs?: number;
+  /** Told of every call once it ends (for the metrics): how it ended and how long it took, waits included. */
+  onCall?: (call: CallRecord) => void;
+}
+
+/** One finished call: answered (`ok`, accepted statuses included), refused, or worth retrying. */
+export interface CallRecord {
+  method: string;
+  path: string;
+  outcome: 'ok' | 'error' | 'transient';
+  seconds: number;
 }
 
 type Json = Record<string, unknown>;
@@ -40,6 +50,22 @@ export class HomeserverClient {
   }
 
   async request(method: string, path: string, options: RequestOptions = {}): Promise<{ status: number; body: Json }> {
+    const onCall = this.#options.onCall;
+    if (!onCall) return this.#request(method, path, options);
+    const started = process.hrtime.bigint();
+    const record = (outcome: CallRecord['outcome']) =>
+      onCall({ method, path, outcome, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    try {
+      const result = await this.#request(method, path, options);
+      record('ok');
+      return result;
+    } catch (error) {
+      record(error instanceof HomeserverError && error.transient ? 'transient' : 'error');
+      throw error;
+    }
+  }
+
+  async #request(method: string, path: string, options: RequestOptions): Promise<{ status: number; body: Json }> {
     const maxWait = this.#options.maxInlineWaitMs ?? 5000;
     for (let attempt = 0; ; attempt++) {
       const result = await this.#once(method, path, options);
