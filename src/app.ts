@@ -1,11 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import type { Bridge } from 'matrix-appservice-bridge';
-import type { BridgeConfig } from './config/load.ts';
+import { rereadTokenFiles, type BridgeConfig, type TokenReload } from './config/load.ts';
 import { loadRegistration, type Registration } from './config/registration.ts';
 import { configureLogging, logger } from './log.ts';
 import { AdminRoomReporter } from './matrix/adminRoom.ts';
 import { ensureAdminRoom } from './matrix/adminRoomSetup.ts';
 import { AdminConsole, consoleRoom } from './matrix/console.ts';
+import { LastRequests, consoleContext } from './consoleContext.ts';
+import { VERSION } from './version.ts';
 import { startAppservice } from './matrix/appservice.ts';
 import { HomeserverClient, HomeserverError } from './matrix/homeserverClient.ts';
 import { SynapsePort } from './matrix/synapsePort.ts';
@@ -14,19 +16,35 @@ import { protectedPatterns } from './provisioning/mapping.ts';
 import { GroupProvisioner } from './provisioning/groups.ts';
 import { JournalWorker } from './provisioning/journal.ts';
 import { Reconciler, type ReconcileRequest, type ReconcileResult } from './provisioning/reconciler.ts';
-import { userBackend } from './provisioning/backends.ts';
+import { groupBackend, userBackend, type ScopeOf } from './provisioning/backends.ts';
 import { SynapseRooms } from './matrix/rooms.ts';
 import { SCIM_BASE_PATH } from './scim/router.ts';
 import { createScimApp } from './scim/server.ts';
 import { createScimServer } from './scim/listener.ts';
-import { SqliteStore } from './store/sqlite.ts';
+import { AuditLog } from './provisioning/auditLog.ts';
+import { BridgeMetrics } from './metrics.ts';
+import { readinessProbe } from './metricsReadiness.ts';
+import { startMetricsListener } from './metricsServer.ts';
 import type { Store } from './store/types.ts';
+import {
+  checkAdminApi,
+  checked,
+  checkHomeserver,
+  checkLocally,
+  openStore,
+  pingFromHomeserver,
+  StartupError,
+} from './startupChecks.ts';
+
+export { checkLocally, StartupError };
 
 const log = logger('Bridge');
 
 export interface BridgeHandles {
   /** Base URL of the SCIM API as the IdP should use it (ends in /scim/v2). */
   scimUrl: string;
+  /** URL of the Prometheus metrics (ends in /metrics) when metrics.enabled. */
+  metricsUrl?: string;
   adminRoomId: string;
   botUserId: string;
   store: Store;
@@ -36,69 +54,30 @@ export interface BridgeHandles {
   reconcile(request?: ReconcileRequest): Promise<ReconcileResult>;
   /** Runs due journal entries now (the worker also does it on its own); `now` later skips back-off. */
   runJournal(now?: Date): Promise<number>;
+  /** Reads the SCIM token files again and uses them from the next request on (SIGHUP); logs which. */
+  reloadTokens(): TokenReload;
   stop(): Promise<void>;
-}
-
-/** A start-up check failed: the message says what is wrong and what to do. */
-export class StartupError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StartupError';
-  }
 }
 
 const JOURNAL_INTERVAL_MS = 5_000;
 
-/**
- * Retries a start-up step that failed transiently. Synapse's ping can fail once on a pooled
- * connection to a previous instance of the appservice listener (M_CONNECTION_FAILED).
- */
-async function withRetries<T>(step: () => Promise<T>, attempts = 5, delayMs = 1000): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await step();
-    } catch (error) {
-      if (attempt >= attempts || !(error instanceof HomeserverError) || !error.transient) throw error;
-      log.info(`retrying after a transient failure: ${error.message}`);
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
-    }
-  }
-}
-
-async function checked<T>(what: string, step: () => Promise<T>, advice: (error: Error) => string): Promise<T> {
-  try {
-    return await step();
-  } catch (error) {
-    throw new StartupError(`${what}: ${(error as Error).message}\n  → ${advice(error as Error)}`);
-  }
-}
-
 /** Starts the bridge: start-up checks, the appservice listener, the SCIM listener, the journal worker. */
 export async function start(config: BridgeConfig, registration?: Registration): Promise<BridgeHandles> {
-  configureLogging(config.logging.level);
+  configureLogging(config.logging);
   const reg = registration ?? loadRegistration(config.appservice.registration);
+  checkLocally(config, reg);
   const botUserId = `@${reg.sender_localpart}:${config.homeserver.domain}`;
+  const metrics = config.metrics.enabled ? new BridgeMetrics() : undefined;
   const client = new HomeserverClient({
     baseUrl: config.homeserver.url,
     asToken: reg.as_token,
+    ...(metrics ? { onCall: (call) => metrics.observeHomeserverCall(call) } : {}),
     ...(config.adminApi.accessToken ? { adminToken: config.adminApi.accessToken } : {}),
   });
 
-  await checked(
-    `the homeserver at ${config.homeserver.url} is not reachable`,
-    () => client.request('GET', '/_matrix/client/versions', { token: 'none' }),
-    () => 'check homeserver.url and that the homeserver is running',
-  );
-  await checked(
-    `the bot ${botUserId} cannot be registered`,
-    () => client.register(reg.sender_localpart),
-    (e) =>
-      e instanceof HomeserverError && e.status === 401
-        ? 'the homeserver does not know this registration\'s as_token: add the registration file to app_service_config_files and restart the homeserver'
-        : 'check the registration\'s namespace and sender_localpart',
-  );
+  await checkHomeserver(client, config, reg);
 
-  const store = await SqliteStore.open(config.database.path);
+  const store = await openStore(config);
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
   const cleanup = async () => {
     for (const fn of cleanups.reverse()) await fn().catch((e: unknown) => log.warn('error while stopping', e));
@@ -122,20 +101,8 @@ export async function start(config: BridgeConfig, registration?: Registration): 
     );
     cleanups.push(() => bridge.close());
 
-    await checked(
-      'the homeserver cannot reach the bridge (appservice ping failed)',
-      () => withRetries(() => client.ping(reg.id)),
-      () =>
-        `make sure the homeserver loaded the registration (app_service_config_files, then restart it) and can reach ${String(reg.url)}`,
-    );
-    await checked(
-      'the Synapse admin API is not usable',
-      () => client.getUser(botUserId),
-      (e) =>
-        e instanceof HomeserverError && e.status === 403
-          ? `promote the bot to server admin (PUT /_synapse/admin/v2/users/${botUserId} {"admin": true} with an admin's token) or set adminApi.accessToken`
-          : 'check adminApi.accessToken and that the homeserver is Synapse',
-    );
+    await pingFromHomeserver(client, config, reg);
+    await checkAdminApi(client, config, botUserId);
     const adminRoomId = await checked(
       'the admin room cannot be joined or created',
       () =>
@@ -155,6 +122,8 @@ export async function start(config: BridgeConfig, registration?: Registration): 
       { burstThreshold: config.adminRoom.burstThreshold, windowMs: config.adminRoom.burstWindowSeconds * 1000, outbox: store.notices },
     );
     cleanups.push(() => reporter.stop());
+    // Every event is logged (the audit trail) on its way to the admin room.
+    const audit = new AuditLog(reporter);
 
     const port = new SynapsePort(client, {
       ...(config.provisioning.externalIdProvider ? { externalIdProvider: config.provisioning.externalIdProvider } : {}),
@@ -172,7 +141,7 @@ export async function start(config: BridgeConfig, registration?: Registration): 
     });
     // The provisioners wake the journal worker when they leave work for the background.
     const wake = () => journal.wake();
-    const users = new UserProvisioner(store, port, reporter, {
+    const users = new UserProvisioner(store, port, audit, {
       domain: config.homeserver.domain,
       localpart: config.provisioning.localpart,
       protectedUsers: protectedPatterns(botUserId, config.provisioning.protectedUsers),
@@ -182,7 +151,7 @@ export async function start(config: BridgeConfig, registration?: Registration): 
       operatorDisabled: config.provisioning.operatorDisabled,
     }, wake);
     const rooms = new SynapseRooms(client, botUserId);
-    const groups = new GroupProvisioner(store, rooms, reporter, {
+    const groups = new GroupProvisioner(store, rooms, audit, {
       roomType: config.groups.roomType,
       onDelete: config.groups.onDelete,
       ...(config.groups.memberPowerLevel !== undefined ? { memberPowerLevel: config.groups.memberPowerLevel } : {}),
@@ -197,27 +166,71 @@ export async function start(config: BridgeConfig, registration?: Registration): 
     const journal = new JournalWorker(store, [users, groups]);
 
     let scimUrl = '';
+    // Read on every request: reloadTokens() replaces its entries.
+    const scimTokens = [...config.scim.tokens];
+    const scopeOf: ScopeOf = (source) => config.scim.scopes[source] ?? 'all';
+    const lastRequests = new LastRequests();
     const app = createScimApp({
       baseUrl: () => scimUrl,
-      tokens: config.scim.tokens,
-      users: userBackend(users, store),
-      groups,
-      readiness: async () => ({ users: await store.countUsers() }),
+      tokens: scimTokens,
+      users: userBackend(users, store, scopeOf),
+      groups: groupBackend(groups, scopeOf),
+      // The homeserver check is cached, so that a storm of probes costs Synapse one request every few seconds.
+      readiness: readinessProbe([
+        {
+          name: 'homeserver',
+          run: async () => void (await client.request('GET', '/_matrix/client/versions', { token: 'none' })),
+          cacheMs: 5_000,
+          timeoutMs: 3_000,
+        },
+        { name: 'store', run: async () => ({ users: await store.countUsers() }), cacheMs: 0, timeoutMs: 3_000 },
+      ]),
+      onRequest: (sample) => {
+        lastRequests.note(sample.idp);
+        metrics?.observeScimRequest(sample);
+      },
     });
     const server = createScimServer(app);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.scim.port, config.scim.bindAddress, () => resolve());
-    });
+    await checked(
+      `the SCIM listener cannot start on ${config.scim.bindAddress}:${config.scim.port}`,
+      () =>
+        new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(config.scim.port, config.scim.bindAddress, () => resolve());
+        }),
+      () => `choose a free scim.port (or 0 for any free port), or stop what listens on ${config.scim.bindAddress}:${config.scim.port}`,
+    );
     cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     server.closeIdleConnections();
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     scimUrl = `${(config.scim.publicUrl ?? `http://${host}:${address.port}`).replace(/\/$/, '')}${SCIM_BASE_PATH}`;
 
+    let metricsUrl: string | undefined;
+    if (metrics) {
+      metrics.readFrom({
+        journal: async () => {
+          const stats = await store.journalStats();
+          const oldest = stats.oldestCreated ? Date.parse(stats.oldestCreated) : Date.now();
+          return { pendingByAction: stats.pendingByAction, oldestAgeSeconds: Math.max(0, (Date.now() - oldest) / 1000) };
+        },
+        users: () => store.countUsers(),
+        groups: async () => (await store.groups.list({ startIndex: 1, count: 0 })).totalResults,
+        noticesPending: () => reporter.pendingCount,
+      });
+      const listener = await checked(
+        `the metrics listener cannot start on ${config.metrics.bindAddress}:${config.metrics.port}`,
+        () => startMetricsListener(metrics, config.metrics.bindAddress, config.metrics.port),
+        () => 'choose a free metrics.port (or 0 for any), or set metrics.enabled: false',
+      );
+      cleanups.push(() => listener.close());
+      metricsUrl = listener.url;
+      log.info(`Prometheus metrics at ${metricsUrl}`);
+    }
+
     journal.start(JOURNAL_INTERVAL_MS);
     cleanups.push(() => journal.stop());
-    const reconciler = new Reconciler(store, users, rooms, reporter, { repair: config.drift.repair, wakeJournal: wake });
+    const reconciler = new Reconciler(store, users, rooms, audit, { repair: config.drift.repair, wakeJournal: wake });
     reconciler.start(config.drift.checkIntervalMinutes * 60_000);
     cleanups.push(() => reconciler.stop());
     adminConsole = new AdminConsole({
@@ -225,12 +238,26 @@ export async function start(config: BridgeConfig, registration?: Registration): 
       botUserId,
       operators: config.adminRoom.operators,
       room: consoleRoom(client, adminRoomId),
-      context: { reconcile: (request) => reconciler.run(request) },
+      context: consoleContext({
+        version: VERSION,
+        domain: config.homeserver.domain,
+        store,
+        users,
+        groups,
+        reconciler,
+        homeserverVersion: () => client.serverVersion(),
+        lastRequests,
+        // A time far ahead: every entry is due, whatever its back-off.
+        runJournalNow: () => journal.run(new Date(Date.now() + 86_400_000 * 365)),
+      }),
     });
 
     log.info(`SCIM API listening at ${scimUrl}; admin room ${adminRoomId}`);
+    const hello = `▶️ matrix-scim-bridge ${VERSION} started; operators can send "!scim help" here`;
+    client.sendNotice(adminRoomId, hello, hello).catch((error: unknown) => log.warn(`could not post the start notice: ${(error as Error).message}`));
     return {
       scimUrl,
+      ...(metricsUrl ? { metricsUrl } : {}),
       adminRoomId,
       botUserId,
       store,
@@ -238,6 +265,15 @@ export async function start(config: BridgeConfig, registration?: Registration): 
       groups,
       runJournal: (now?: Date) => journal.run(now),
       reconcile: (request) => reconciler.run(request),
+      reloadTokens: () => {
+        const result = rereadTokenFiles(scimTokens, config.scim.tokenFiles);
+        scimTokens.splice(0, scimTokens.length, ...result.tokens);
+        const changed = result.changed.length > 0 ? ` (changed: ${result.changed.join(', ')})` : ' (none changed)';
+        if (result.reloaded.length > 0) log.info(`SCIM tokens reloaded from their files: ${result.reloaded.join(', ')}${changed}`);
+        else if (result.kept.length === 0) log.info('no SCIM token is read from a file: nothing to reload');
+        for (const kept of result.kept) log.warn(`SCIM token ${kept.name} kept as it was: ${kept.reason}`);
+        return result;
+      },
       stop: async () => {
         server.closeAllConnections();
         await cleanup();

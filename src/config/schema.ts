@@ -62,6 +62,10 @@ export const configSchema = z
               .object({
                 name: z.string().min(1).describe('who uses this token (shown in logs and the admin room), e.g. "entra"'),
                 token: secret('the bearer token this IdP sends'),
+                scope: z
+                  .enum(['all', 'own'])
+                  .default('all')
+                  .describe('all: this IdP sees and changes every user and group; own: only those it created (two IdPs kept apart)'),
               })
               .strict(),
           )
@@ -183,12 +187,25 @@ export const configSchema = z
       })
       .strict()
       .default({ engine: 'sqlite', path: 'scim-bridge.db' }),
+    metrics: z
+      .object({
+        enabled: z.boolean().default(false).describe('serve Prometheus metrics at /metrics on a listener of their own'),
+        bindAddress: z.string().default('127.0.0.1').describe('address of the metrics listener (keep it internal)'),
+        port: z.number().int().min(0).max(65535).default(9741).describe('port of the metrics listener (0: any free port)'),
+      })
+      .strict()
+      .default({ enabled: false, bindAddress: '127.0.0.1', port: 9741 })
+      .describe('the Prometheus metrics listener'),
     logging: z
       .object({
         level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+        format: z
+          .enum(['text', 'json'])
+          .default('text')
+          .describe('text: one line per entry with an ISO-8601 UTC timestamp; json: one JSON object per line'),
       })
       .strict()
-      .default({ level: 'info' }),
+      .default({ level: 'info', format: 'text' }),
   })
   .strict();
 

@@ -132,7 +132,7 @@ export class GroupProvisioner {
     const memberIds = memberIdsOf(input);
     return this.#serial.run(`name:${displayName.toLowerCase()}`, async () => {
       await this.#checkName(displayName, undefined);
-      await this.#checkMembers(memberIds);
+      await this.#checkMembers(memberIds, ctx);
       const now = new Date().toISOString();
       const group: GroupRecord = {
         id: randomUUID(),
@@ -144,6 +144,7 @@ export class GroupProvisioner {
         lastModified: now,
         state: 'active',
         applied: {},
+        owner: ctx.source,
       };
       try {
         await this.#store.groups.insert(group, memberIds);
@@ -203,7 +204,7 @@ export class GroupProvisioner {
     const add = wanted.filter((m) => !had.has(m));
     const remove = [...had].filter((m) => !want.has(m));
     await this.#checkName(displayName, id);
-    await this.#checkMembers(add);
+    await this.#checkMembers(add, ctx);
     const updated: GroupRecord = {
       ...current,
       displayName,
@@ -360,10 +361,13 @@ export class GroupProvisioner {
     if (other && other.id !== selfId) throw conflict(`a group named "${displayName}" already exists (id ${other.id})`);
   }
 
-  /** Every new member must be a user SCIM knows; otherwise nothing of the request is applied. */
-  async #checkMembers(ids: string[]): Promise<void> {
+  /**
+   * Every new member must be a user SCIM knows (one this IdP created, for a token limited to
+   * its own); otherwise nothing of the request is applied.
+   */
+  async #checkMembers(ids: string[], ctx: RequestContext): Promise<void> {
     if (ids.length === 0) return;
-    const known = await this.#store.groups.existingUsers(ids);
+    const known = await this.#store.groups.existingUsers(ids, ctx.ownOnly ? ctx.source : undefined);
     const unknown = ids.filter((id) => !known.has(id));
     if (unknown.length > 0) {
       const shown = unknown.slice(0, 10).join(', ');

@@ -41,6 +41,8 @@ export interface ProvisioningSettings {
 /** Who asked: the name of the IdP's bearer token. */
 export interface RequestContext {
   source: string;
+  /** The token sees only the users and groups it created (scim.tokens[].scope: own). */
+  ownOnly?: boolean;
 }
 
 /** How a sync is asked for: what the request changed, and what is known already. */
@@ -132,6 +134,7 @@ export class UserProvisioner {
               state: 'pending',
               acknowledged: false,
               applied: {},
+              owner: ctx.source,
             };
         if (resumable) {
           await this.#store.updateUser(record, resumable.version, 'sync');
@@ -212,6 +215,17 @@ export class UserProvisioner {
   }
 
   /**
+   * What the homeserver holds for a user beside what the IdP wants, and the differences;
+   * changes nothing and reports nothing (the console's `user` command).
+   */
+  async compare(record: UserRecord): Promise<{ current: AccountState | undefined; differences: string[] }> {
+    const current = await this.#homeserver.lookup(record.matrixId);
+    if (record.state !== 'provisioned') return { current, differences: [] };
+    if (!current) return { current, differences: [describeDrift(this.#missing(record))] };
+    return { current, differences: this.#plan(record, current, []).drift.map(describeDrift) };
+  }
+
+  /**
    * Compares one user with the homeserver, reports drift not reported yet (and drift that
    * went away), and writes the IdP's values for the fields in `repair` only. Returns the
    * differences found (after any repair).
@@ -222,24 +236,13 @@ export class UserProvisioner {
     return this.#serial.run(record.matrixId, async () => {
       const fresh = await this.#store.getUser(id);
       if (!fresh || fresh.state !== 'provisioned') return [];
-      const desired = desiredAccount(fresh.document, fresh.matrixId, fresh.active);
       const current = await this.#homeserver.lookup(fresh.matrixId);
       if (!current) {
-        const gone: Drift = { field: 'active', homeserver: 'missing', idp: fresh.active ? 'active' : 'disabled' };
+        const gone = this.#missing(fresh);
         (await this.#saveDrift(fresh, [gone], source)).report();
         return [describeDrift(gone)];
       }
-      const plan = planAccount({
-        desired,
-        // Nothing changed on the IdP's side: only a repair writes.
-        synced: syncedOf(desired),
-        current,
-        disablePolicy: this.#settings.disablePolicy,
-        operatorDisabled: this.#settings.operatorDisabled,
-        assertsActive: false,
-        repair,
-        ...this.#uploadedAvatar(fresh),
-      });
+      const plan = this.#plan(fresh, current, repair);
       let applied = fresh.applied;
       if (plan.write) {
         const outcome = await this.#homeserver.apply(plan.write, current, fresh.applied);
@@ -256,6 +259,25 @@ export class UserProvisioner {
       }
       (await this.#saveDrift({ ...fresh, applied }, plan.drift, source)).report();
       return plan.drift.map(describeDrift);
+    });
+  }
+
+  #missing(record: UserRecord): Drift {
+    return { field: 'active', homeserver: 'missing', idp: record.active ? 'active' : 'disabled' };
+  }
+
+  /** The plan for a user the IdP did not change since the last write: only a repair writes. */
+  #plan(record: UserRecord, current: AccountState, repair: readonly DriftField[]) {
+    const desired = desiredAccount(record.document, record.matrixId, record.active);
+    return planAccount({
+      desired,
+      synced: syncedOf(desired),
+      current,
+      disablePolicy: this.#settings.disablePolicy,
+      operatorDisabled: this.#settings.operatorDisabled,
+      assertsActive: false,
+      repair,
+      ...this.#uploadedAvatar(record),
     });
   }
 

@@ -18,8 +18,12 @@ export interface GroupResourceRecord {
 
 /** The typed interface through which the SCIM API calls the group provisioning core. */
 export interface GroupBackend {
-  get(id: string, withMembers: boolean): Promise<GroupResourceRecord>;
-  list(query: Omit<SearchRequest, 'projection'>, withMembers: boolean): Promise<{ totalResults: number; groups: GroupResourceRecord[] }>;
+  get(id: string, withMembers: boolean, ctx: { source: string }): Promise<GroupResourceRecord>;
+  list(
+    query: Omit<SearchRequest, 'projection'>,
+    withMembers: boolean,
+    ctx: { source: string },
+  ): Promise<{ totalResults: number; groups: GroupResourceRecord[] }>;
   create(input: Record<string, unknown>, ctx: { source: string }): Promise<GroupResourceRecord>;
   replace(id: string, input: Record<string, unknown>, ctx: { source: string }, ifMatch?: string): Promise<GroupResourceRecord>;
   patch(id: string, body: unknown, ctx: { source: string }, ifMatch?: string): Promise<GroupResourceRecord>;
@@ -71,7 +75,7 @@ export function addGroupRoutes(router: Router, groups: GroupBackend, baseUrl: ()
   };
   const search = async (ctx: Context, request: SearchRequest) => {
     const { projection: shape, ...query } = request;
-    const page = await groups.list(query, wantsMembers(shape));
+    const page = await groups.list(query, wantsMembers(shape), source(ctx));
     const resources = page.groups.map((g) => renderGroup(g, baseUrl(), shape));
     sendScim(ctx, 200, listResponse(resources, page.totalResults, request.startIndex));
   };
@@ -84,7 +88,7 @@ export function addGroupRoutes(router: Router, groups: GroupBackend, baseUrl: ()
     sendGroup(ctx, 201, record);
   });
   router.get('/Groups/:id', async (ctx) => {
-    const record = await groups.get(ctx.params['id'] ?? '', wantsMembers(shapeOf(ctx)));
+    const record = await groups.get(ctx.params['id'] ?? '', wantsMembers(shapeOf(ctx)), source(ctx));
     if (noneMatch(ctx.get('if-none-match'), record.version)) {
       ctx.set('ETag', etag(record.version));
       ctx.status = 304;

@@ -24,8 +24,8 @@ export interface UserResourceRecord {
 
 /** The typed interface through which the SCIM API calls the provisioning core. */
 export interface UserBackend {
-  get(id: string): Promise<UserResourceRecord>;
-  list(query: Omit<SearchRequest, 'projection'>): Promise<{ totalResults: number; users: UserResourceRecord[] }>;
+  get(id: string, ctx: { source: string }): Promise<UserResourceRecord>;
+  list(query: Omit<SearchRequest, 'projection'>, ctx: { source: string }): Promise<{ totalResults: number; users: UserResourceRecord[] }>;
   create(input: Record<string, unknown>, ctx: { source: string }): Promise<UserResourceRecord>;
   replace(id: string, input: Record<string, unknown>, ctx: { source: string }, ifMatch?: string): Promise<UserResourceRecord>;
   patch(id: string, body: unknown, ctx: { source: string }, ifMatch?: string): Promise<UserResourceRecord>;
@@ -137,13 +137,13 @@ export function scimRouter(options: ScimRouterOptions): Router {
     let total = 0;
     if (!(userRequest instanceof ScimError)) {
       const { projection: shape, ...query } = userRequest;
-      const page = await users.list({ ...query, ...window });
+      const page = await users.list({ ...query, ...window }, source(ctx));
       total += page.totalResults;
       found.push(...page.users.map((u) => presentUser(u, base(), shape)));
     }
     if (!(groupRequest instanceof ScimError)) {
       const { projection: shape, ...query } = groupRequest;
-      const page = await options.groups.list({ ...query, ...window }, wantsMembers(shape));
+      const page = await options.groups.list({ ...query, ...window }, wantsMembers(shape), source(ctx));
       total += page.totalResults;
       found.push(...page.groups.map((g) => renderGroup(g, base(), shape)));
     }
@@ -153,7 +153,7 @@ export function scimRouter(options: ScimRouterOptions): Router {
 
   const search = async (ctx: Context, request: SearchRequest) => {
     const { projection: shape, ...query } = request;
-    const page = await users.list(query);
+    const page = await users.list(query, source(ctx));
     const resources = page.users.map((u) => presentUser(u, base(), shape));
     sendScim(ctx, 200, listResponse(resources, page.totalResults, request.startIndex));
   };
@@ -169,7 +169,7 @@ export function scimRouter(options: ScimRouterOptions): Router {
     sendUser(ctx, 201, record);
   });
   router.get('/Users/:id', async (ctx) => {
-    const record = await users.get(ctx.params['id'] ?? '');
+    const record = await users.get(ctx.params['id'] ?? '', source(ctx));
     if (noneMatch(ctx.get('if-none-match'), record.version)) {
       ctx.set('ETag', etag(record.version));
       ctx.status = 304;

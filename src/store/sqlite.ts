@@ -8,7 +8,7 @@ import { filterToSql, listOrder, userMapping } from './filterSql.ts';
 import { SqliteGroupStore } from './sqliteGroups.ts';
 import { SqliteNoticeOutbox } from './noticeOutbox.ts';
 import { USER_RESOURCE } from '../scim/schema/attributes.ts';
-import type { AppliedState, JournalAction, JournalEntry, Store, UserListQuery, UserPage, UserRecord, UserState } from './types.ts';
+import type { AppliedState, JournalAction, JournalEntry, JournalStats, Store, UserListQuery, UserPage, UserRecord, UserState } from './types.ts';
 
 const VISIBLE: UserState[] = ['pending', 'provisioned'];
 const USERS = userMapping(USER_RESOURCE);
@@ -28,6 +28,7 @@ function toRecord(row: Selectable<UsersTable>): UserRecord {
     state: row.state as UserState,
     acknowledged: row.acknowledged === 1,
     applied: JSON.parse(row.applied) as AppliedState,
+    owner: row.owner,
   };
 }
 
@@ -48,6 +49,7 @@ function toRow(user: UserRecord): UsersTable {
     state: user.state,
     acknowledged: user.acknowledged ? 1 : 0,
     applied: JSON.stringify(user.applied),
+    owner: user.owner ?? null,
   };
 }
 
@@ -114,6 +116,7 @@ export class SqliteStore implements Store {
 
   async listUsers(query: UserListQuery): Promise<UserPage> {
     let base = this.#db.selectFrom('users').where('state', 'in', VISIBLE);
+    if (query.owner !== undefined) base = base.where('owner', '=', query.owner);
     if (query.filter) {
       const condition = filterToSql(USERS, query.filter);
       base = base.where(condition);
@@ -195,6 +198,21 @@ export class SqliteStore implements Store {
       .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: error, not_before: notBefore.toISOString() }))
       .where('id', '=', id)
       .execute();
+  }
+
+  async journalStats(): Promise<JournalStats> {
+    const rows = await this.#db
+      .selectFrom('journal')
+      .select((eb) => ['action', eb.fn.countAll<number>().as('n'), eb.fn.min('created').as('oldest')])
+      .groupBy('action')
+      .execute();
+    const pendingByAction: JournalStats['pendingByAction'] = {};
+    let oldestCreated: string | null = null;
+    for (const row of rows) {
+      pendingByAction[row.action as JournalAction] = Number(row.n);
+      if (row.oldest !== null && (oldestCreated === null || row.oldest < oldestCreated)) oldestCreated = row.oldest;
+    }
+    return { pendingByAction, oldestCreated };
   }
 
   async close(): Promise<void> {

@@ -34,6 +34,7 @@ function toRecord(row: Selectable<GroupsTable>): GroupRecord {
     lastModified: row.last_modified,
     state: row.state as GroupState,
     applied: JSON.parse(row.applied) as GroupApplied,
+    owner: row.owner,
   };
 }
 
@@ -49,6 +50,7 @@ function toRow(group: GroupRecord): GroupsTable {
     last_modified: group.lastModified,
     state: group.state,
     applied: JSON.stringify(group.applied),
+    owner: group.owner ?? null,
   };
 }
 
@@ -82,6 +84,7 @@ export class SqliteGroupStore implements GroupStore {
 
   async list(query: GroupListQuery): Promise<{ totalResults: number; groups: GroupRecord[] }> {
     let base = this.#db.selectFrom('groups').where('state', '=', 'active');
+    if (query.owner !== undefined) base = base.where('owner', '=', query.owner);
     if (query.filter) base = base.where(filterToSql(GROUPS, query.filter));
     const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     let page = base.selectAll();
@@ -109,27 +112,24 @@ export class SqliteGroupStore implements GroupStore {
     }));
   }
 
-  async groupsOf(userId: string): Promise<{ id: string; displayName: string }[]> {
-    const rows = await this.#db
+  async groupsOf(userId: string, owner?: string): Promise<{ id: string; displayName: string }[]> {
+    let query = this.#db
       .selectFrom('group_members')
       .innerJoin('groups', 'groups.id', 'group_members.group_id')
       .select(['groups.id', 'groups.display_name'])
       .where('group_members.user_id', '=', userId)
-      .where('groups.state', '=', 'active')
-      .orderBy('groups.display_name_lower')
-      .execute();
+      .where('groups.state', '=', 'active');
+    if (owner !== undefined) query = query.where('groups.owner', '=', owner);
+    const rows = await query.orderBy('groups.display_name_lower').execute();
     return rows.map((r) => ({ id: r.id, displayName: r.display_name }));
   }
 
-  async existingUsers(userIds: string[]): Promise<Set<string>> {
+  async existingUsers(userIds: string[], owner?: string): Promise<Set<string>> {
     const found = new Set<string>();
     for (const part of chunks([...new Set(userIds)])) {
-      const rows = await this.#db
-        .selectFrom('users')
-        .select('id')
-        .where('id', 'in', part)
-        .where('state', 'in', ['pending', 'provisioned'])
-        .execute();
+      let query = this.#db.selectFrom('users').select('id').where('id', 'in', part).where('state', 'in', ['pending', 'provisioned']);
+      if (owner !== undefined) query = query.where('owner', '=', owner);
+      const rows = await query.execute();
       for (const row of rows) found.add(row.id);
     }
     return found;

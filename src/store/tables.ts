@@ -19,6 +19,8 @@ export interface UsersTable {
   state: string;
   acknowledged: number;
   applied: string;
+  /** The name of the IdP token that created the user (scim.tokens[].scope: own). */
+  owner: string | null;
 }
 
 export interface JournalTable {
@@ -44,6 +46,8 @@ export interface GroupsTable {
   last_modified: string;
   state: string;
   applied: string;
+  /** The name of the IdP token that created the group. */
+  owner: string | null;
 }
 
 export interface GroupMembersTable {
@@ -168,6 +172,15 @@ export const migrations: Record<string, Migration> = {
         .addColumn('html', 'text', (c) => c.notNull())
         .addColumn('held_at', 'text', (c) => c.notNull())
         .execute();
+    },
+  },
+  '0004_owner': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Which IdP token created each user and group, for tokens limited to their own.
+      await db.schema.alterTable('users').addColumn('owner', 'text').execute();
+      await db.schema.alterTable('groups').addColumn('owner', 'text').execute();
+      await db.schema.createIndex('users_owner').on('users').columns(['owner', 'created', 'id']).execute();
+      await db.schema.createIndex('groups_owner').on('groups').column('owner').execute();
     },
   },
 };

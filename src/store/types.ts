@@ -28,6 +28,8 @@ export interface UserRecord {
   acknowledged: boolean;
   /** What was last applied to the homeserver that is costly to redo (e.g. a fetched avatar). */
   applied: AppliedState;
+  /** The IdP token that created the user (null: made before owners were recorded). */
+  owner?: string | null;
 }
 
 export interface AppliedState {
@@ -67,8 +69,16 @@ export interface JournalEntry {
   generation: number;
 }
 
+export interface JournalStats {
+  pendingByAction: Partial<Record<JournalAction, number>>;
+  /** ISO 8601 creation time of the oldest open entry, null when none is open. */
+  oldestCreated: string | null;
+}
+
 export interface UserListQuery {
   filter?: Filter;
+  /** Only users this IdP token created. */
+  owner?: string;
   /** Users without a value for the sort attribute come last, whatever the order. */
   sort?: { path: AttrPath; descending: boolean };
   /** 1-based, as SCIM counts. */
@@ -116,6 +126,8 @@ export interface Store {
   /** Closes the entry; with `generation`, only if it was not opened again since that generation. */
   completeJournal(resourceId: string, action: JournalAction, generation?: number): Promise<void>;
   deferJournal(id: number, error: string, notBefore: Date): Promise<void>;
+  /** Open entries by action and when the oldest was first opened: for health and metrics. */
+  journalStats(): Promise<JournalStats>;
 
   readonly groups: GroupStore;
   /** The admin room's undelivered notices. */
@@ -145,6 +157,8 @@ export interface GroupRecord {
   state: GroupState;
   /** The Matrix side as last applied. */
   applied: GroupApplied;
+  /** The IdP token that created the group (null: made before owners were recorded). */
+  owner?: string | null;
 }
 
 export interface GroupApplied {
@@ -171,6 +185,8 @@ export interface GroupMember {
 
 export interface GroupListQuery {
   filter?: Filter;
+  /** Only groups this IdP token created. */
+  owner?: string;
   sort?: { path: AttrPath; descending: boolean };
   startIndex: number;
   count: number;
@@ -184,10 +200,10 @@ export interface GroupStore {
   findByDisplayName(displayName: string): Promise<GroupRecord | undefined>;
   list(query: GroupListQuery): Promise<{ totalResults: number; groups: GroupRecord[] }>;
   members(groupId: string): Promise<GroupMember[]>;
-  /** The visible groups a user is a member of. */
-  groupsOf(userId: string): Promise<{ id: string; displayName: string }[]>;
-  /** Which of these user ids are visible users (pending or provisioned). */
-  existingUsers(userIds: string[]): Promise<Set<string>>;
+  /** The visible groups a user is a member of (only those `owner` created, when given). */
+  groupsOf(userId: string, owner?: string): Promise<{ id: string; displayName: string }[]>;
+  /** Which of these user ids are visible users (pending or provisioned; created by `owner`, when given). */
+  existingUsers(userIds: string[], owner?: string): Promise<Set<string>>;
   insert(group: GroupRecord, memberIds: string[]): Promise<void>;
   /** Replaces the group (version-checked) and applies a member diff, with a journal entry, atomically. */
   update(group: GroupRecord, expectedVersion: number, change: { add: string[]; remove: string[] }): Promise<boolean>;

@@ -82,7 +82,7 @@ describe('SCIM listener connections', () => {
       tokens: [{ name: 'test-idp', token: TOKEN }],
       users: userBackend(bridge.users, bridge.store),
       groups: bridge.groups,
-      readiness: async () => ({}),
+      readiness: async () => ({ ready: true, checks: {} }),
     });
     server = createScimServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,11 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import type { ProvisioningEvent } from '../../src/matrix/adminRoom.ts';
-import { userBackend } from '../../src/provisioning/backends.ts';
+import { groupBackend, userBackend, type TokenScope } from '../../src/provisioning/backends.ts';
 import { GroupProvisioner, type GroupSettings } from '../../src/provisioning/groups.ts';
 import { JournalWorker } from '../../src/provisioning/journal.ts';
 import { UserProvisioner, type ProvisioningSettings } from '../../src/provisioning/users.ts';
 import { createScimServer } from '../../src/scim/listener.ts';
-import { createScimApp } from '../../src/scim/server.ts';
+import { createScimApp, type ScimAppOptions } from '../../src/scim/server.ts';
 import { SqliteStore } from '../../src/store/sqlite.ts';
 import { InMemoryHomeserver } from './fakeHomeserver.ts';
 import { InMemoryRooms } from './fakeRooms.ts';
@@ -16,6 +16,8 @@ import { InMemoryRooms } from './fakeRooms.ts';
  * homeserver really does is covered by the end-to-end tier.
  */
 export const TOKEN = 'http-tier-token-0123456789';
+/** A second IdP's token (named "other-idp"), for scoping tests. */
+export const OTHER_TOKEN = 'http-tier-other-token-987654321';
 
 export interface Reply {
   status: number;
@@ -41,6 +43,9 @@ export interface HttpBridge {
 export async function startHttpBridge(
   groupSettings: Partial<GroupSettings> = {},
   userSettings: Partial<ProvisioningSettings> = {},
+  appOptions: Partial<Pick<ScimAppOptions, 'readiness' | 'onRequest'>> = {},
+  /** The scope of each token (test-idp, and OTHER_TOKEN's "other-idp"); unlisted: all. */
+  scopes: Record<string, TokenScope> = {},
 ): Promise<HttpBridge> {
   const store = await SqliteStore.open(':memory:');
   const homeserver = new InMemoryHomeserver();
@@ -76,10 +81,14 @@ export async function startHttpBridge(
   let base = '';
   const app = createScimApp({
     baseUrl: () => base,
-    tokens: [{ name: 'test-idp', token: TOKEN }],
-    users: userBackend(users, store),
-    groups,
-    readiness: async () => ({}),
+    tokens: [
+      { name: 'test-idp', token: TOKEN },
+      { name: 'other-idp', token: OTHER_TOKEN },
+    ],
+    users: userBackend(users, store, (source) => scopes[source] ?? 'all'),
+    groups: groupBackend(groups, (source) => scopes[source] ?? 'all'),
+    readiness: async () => ({ ready: true, checks: {} }),
+    ...appOptions,
   });
   const server = createScimServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -16,10 +16,29 @@ function setup(levels: Record<string, number> = {}, result: Partial<ReconcileRes
       reply: async (text) => void replies.push(text),
     },
     context: {
+      version: '9.9.9',
       reconcile: async (request) => {
         requests.push(request);
         return { users: 3, groups: 1, differences: [], ...result };
       },
+      status: async () => ({
+        homeserver: { reachable: true, detail: 'Synapse 1.163.2' },
+        users: 12,
+        groups: 2,
+        journal: { pending: 3, oldestAgeSeconds: 95 },
+        groupsWithPendingMembership: 1,
+        lastRequests: [{ source: 'entra', at: '2026-12-01T08:00:00.000Z' }],
+      }),
+      user: async (query) =>
+        query === 'alice'
+          ? {
+              title: '@alice:hs — userName alice',
+              rows: [{ label: 'display name', idp: 'Alice', homeserver: 'Alice (ops)' }],
+              differences: ['display name is "Alice (ops)" on the homeserver, "Alice" in the IdP'],
+            }
+          : undefined,
+      group: async () => undefined,
+      retry: async () => 4,
     },
   });
   const say = (sender: string, body: string, room = ROOM) =>
@@ -74,7 +93,35 @@ describe('The operator console in the admin room', () => {
     const { replies, say } = setup();
     await say('@listed:hs', '!scim');
     await say('@listed:hs', '!scim frobnicate');
-    expect(replies[0]).to.match(/reconcile \[--repair/);
+    expect(replies[0]).to.match(/reconcile \[--apply \| --repair/);
     expect(replies[1]).to.match(/unknown command "frobnicate"/);
+  });
+
+  it('says the version and the status: homeserver, counts, pending work, last request per IdP', async () => {
+    const { replies, say } = setup();
+    await say('@listed:hs', '!scim version');
+    await say('@listed:hs', '!scim status');
+    expect(replies[0]).to.equal('matrix-scim-bridge 9.9.9');
+    expect(replies[1]).to.include('homeserver: reachable (Synapse 1.163.2)');
+    expect(replies[1]).to.include('users: 12, groups: 2');
+    expect(replies[1]).to.include('journal: 3 entries pending, oldest 95 s');
+    expect(replies[1]).to.include('entra at 2026-12-01T08:00:00.000Z');
+  });
+
+  it('shows a user side by side with the homeserver, or says it found none', async () => {
+    const { replies, say } = setup();
+    await say('@listed:hs', '!scim user alice');
+    await say('@listed:hs', '!scim user nobody');
+    expect(replies[0]).to.include('IdP: Alice | homeserver: Alice (ops)');
+    expect(replies[0]).to.include('- display name is "Alice (ops)" on the homeserver');
+    expect(replies[1]).to.match(/no user "nobody"/);
+  });
+
+  it('reconcile --apply repairs every field; retry runs the journal', async () => {
+    const { replies, requests, say } = setup();
+    await say('@listed:hs', '!scim reconcile --apply');
+    await say('@listed:hs', '!scim retry');
+    expect(requests[0]?.repair).to.include.members(['displayName', 'active', 'members']);
+    expect(replies[1]).to.match(/Ran 4 pending journal entries/);
   });
 });
