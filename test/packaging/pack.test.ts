@@ -1,10 +1,15 @@
 // The package as an operator gets it: `npm pack` (which builds dist/), the tarball installed
 // into an empty folder from the registry, and its `matrix-scim-bridge` command run on the
-// pinned Node and, when the machine has one, on a Node too old for it.
+// pinned Node and, when the machine has one, on a Node too old for it; then the installed
+// bridge started against a real Synapse (the e2e fixture's) and used.
 
 import { expect } from 'chai';
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import yaml from 'js-yaml';
+import { homeserver, SERVER_NAME } from '../e2e/fixture.ts';
+import { AdminApi, ScimClient, waitFor } from '../e2e/helpers.ts';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -124,6 +129,42 @@ describe('The npm package', () => {
     expect(result.stderr).to.equal('');
     expect(result.stdout).to.match(/generate-registration/);
     expect(result.status).to.equal(0);
+  });
+
+  it('starts from the installed package against a real Synapse, provisions a user and stops on SIGTERM', async function () {
+    this.timeout(120_000);
+    const hs = homeserver();
+    const configFile = join(work, 'config.yaml');
+    writeFileSync(configFile, yaml.dump(hs.bridgeConfig({ database: { path: join(work, 'bridge.db') }, logging: { level: 'info' } })), {
+      mode: 0o600,
+    });
+    const child = spawn(process.execPath, [bin, '--config', configFile], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const scimUrl = await waitFor(
+        () => {
+          if (child.exitCode !== null) throw new Error(`the installed bridge exited (${child.exitCode}): ${err}${out}`);
+          return /SCIM API listening at (\S+);/.exec(out)?.[1];
+        },
+        60_000,
+        'the installed bridge to start',
+      );
+      const ready = await fetch(new URL('/health/ready', scimUrl));
+      expect(ready.status).to.equal(200);
+      const created = await new ScimClient(scimUrl, hs.scimToken).post('/Users', { userName: 'packaged.person', displayName: 'Packaged Person' });
+      expect(created.status, created.text).to.equal(201);
+      const admin = new AdminApi(hs.synapse.url, hs.admin.accessToken);
+      expect((await admin.profile(`@packaged.person:${SERVER_NAME}`))?.['displayname']).to.equal('Packaged Person');
+      child.kill('SIGTERM');
+      expect(await exited).to.equal(0);
+      expect(err).to.not.match(/DEP0060|Error/);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 
   it('drops only DEP0060: other warnings are still printed', () => {
