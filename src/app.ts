@@ -217,6 +217,7 @@ export async function start(config: BridgeConfig, registration?: Registration): 
         users: () => store.countUsers(),
         groups: async () => (await store.groups.list({ startIndex: 1, count: 0 })).totalResults,
         noticesPending: () => reporter.pendingCount,
+        membership: () => store.groups.pendingMembership(),
       });
       const listener = await checked(
         `the metrics listener cannot start on ${config.metrics.bindAddress}:${config.metrics.port}`,

@@ -93,7 +93,10 @@ export function consoleContext(deps: ConsoleDeps): ConsoleContext {
           pending,
           oldestAgeSeconds: journal.oldestCreated ? Math.max(0, (Date.now() - Date.parse(journal.oldestCreated)) / 1000) : null,
         },
-        groupsWithPendingMembership: journal.pendingByAction['group-sync'] ?? 0,
+        membership: {
+          ...(await store.groups.pendingMembership()),
+          groups: (journal.pendingByAction['group-sync'] ?? 0) + (journal.pendingByAction['group-delete'] ?? 0),
+        },
         lastRequests: deps.lastRequests.list(),
       };
     },

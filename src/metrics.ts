@@ -27,6 +27,8 @@ export interface MetricsSources {
   groups(): Promise<number>;
   /** Admin-room notices not yet taken by the homeserver (queued or held). */
   noticesPending(): number;
+  /** Room joins and kicks not done yet, member by member. */
+  membership?(): Promise<{ joins: number; kicks: number }>;
 }
 
 export interface ScimRequestSample {
@@ -104,6 +106,8 @@ export class BridgeMetrics {
   readonly #journalPending: Gauge<'action'>;
   readonly #journalOldest: Gauge;
   readonly #roomWorkPending: Gauge;
+  readonly #joinsPending: Gauge;
+  readonly #kicksPending: Gauge;
   readonly #users: Gauge;
   readonly #groups: Gauge;
   readonly #notices: Gauge;
@@ -153,6 +157,16 @@ export class BridgeMetrics {
       help: 'Groups whose room joins or kicks are not finished (open group-sync and group-delete journal entries)',
       registers,
     });
+    this.#joinsPending = new Gauge({
+      name: `${METRIC_PREFIX}room_joins_pending`,
+      help: 'Provisioned group members not yet joined to their group\'s rooms',
+      registers,
+    });
+    this.#kicksPending = new Gauge({
+      name: `${METRIC_PREFIX}room_kicks_pending`,
+      help: 'Room members the bridge joined who are no longer in their group, not yet removed',
+      registers,
+    });
     this.#users = new Gauge({ name: `${METRIC_PREFIX}users`, help: 'Users known to SCIM (pending or provisioned)', registers });
     this.#groups = new Gauge({ name: `${METRIC_PREFIX}groups`, help: 'Groups known to SCIM (active)', registers });
     this.#notices = new Gauge({
@@ -196,6 +210,9 @@ export class BridgeMetrics {
     this.#users.set(users);
     this.#groups.set(groups);
     this.#notices.set(sources.noticesPending());
+    const membership = (await sources.membership?.()) ?? { joins: 0, kicks: 0 };
+    this.#joinsPending.set(membership.joins);
+    this.#kicksPending.set(membership.kicks);
   }
 
   /** Every sample name the registry exports (histograms with _bucket, _sum and _count). */

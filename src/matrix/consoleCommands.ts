@@ -8,8 +8,8 @@ export interface BridgeStatus {
   users: number;
   groups: number;
   journal: { pending: number; oldestAgeSeconds: number | null };
-  /** Groups whose room joins and kicks are not all done yet. */
-  groupsWithPendingMembership: number;
+  /** Room joins and kicks not done yet, member by member, and the groups they are in. */
+  membership: { joins: number; kicks: number; groups: number };
   /** The last SCIM request of each IdP token since the bridge started. */
   lastRequests: { source: string; at: string }[];
 }
@@ -108,7 +108,7 @@ function statusReply(status: BridgeStatus, version: string): Reply {
     `homeserver: ${status.homeserver.reachable ? 'reachable' : 'UNREACHABLE'} (${status.homeserver.detail})`,
     `users: ${status.users}, groups: ${status.groups}`,
     `journal: ${status.journal.pending} entries pending${age(status.journal.oldestAgeSeconds)}`,
-    `groups with room joins or kicks pending: ${status.groupsWithPendingMembership}`,
+    `room work pending: ${status.membership.joins} joins and ${status.membership.kicks} kicks in ${status.membership.groups} groups`,
     status.lastRequests.length === 0
       ? 'no SCIM request since the bridge started'
       : `last SCIM request: ${status.lastRequests.map((r) => `${r.source} at ${r.at}`).join('; ')}`,

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { GROUP_RESOURCE } from '../scim/schema/attributes.ts';
 import { filterToSql, groupMapping, listOrder } from './filterSql.ts';
 import { openJournalIn, type Database, type GroupsTable } from './tables.ts';
@@ -122,6 +122,24 @@ export class SqliteGroupStore implements GroupStore {
     if (owner !== undefined) query = query.where('groups.owner', '=', owner);
     const rows = await query.orderBy('groups.display_name_lower').execute();
     return rows.map((r) => ({ id: r.id, displayName: r.display_name }));
+  }
+
+  async pendingMembership(): Promise<{ joins: number; kicks: number }> {
+    const joins = await sql<{ n: number }>`
+      SELECT count(*) AS n FROM group_members gm
+      JOIN groups g ON g.id = gm.group_id AND g.state = 'active'
+      JOIN users u ON u.id = gm.user_id AND u.state = 'provisioned'
+      WHERE NOT EXISTS (
+        SELECT 1 FROM room_members rm WHERE rm.group_id = gm.group_id AND rm.matrix_id = u.matrix_id AND rm.state = 'joined'
+      )`.execute(this.#db);
+    const kicks = await sql<{ n: number }>`
+      SELECT count(*) AS n FROM room_members rm
+      JOIN groups g ON g.id = rm.group_id
+      WHERE rm.state = 'joined' AND (g.state <> 'active' OR NOT EXISTS (
+        SELECT 1 FROM group_members gm JOIN users u ON u.id = gm.user_id
+        WHERE gm.group_id = rm.group_id AND u.matrix_id = rm.matrix_id
+      ))`.execute(this.#db);
+    return { joins: Number(joins.rows[0]?.n ?? 0), kicks: Number(kicks.rows[0]?.n ?? 0) };
   }
 
   async existingUsers(userIds: string[], owner?: string): Promise<Set<string>> {

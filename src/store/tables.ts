@@ -183,6 +183,12 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('groups_owner').on('groups').column('owner').execute();
     },
   },
+  '0005_room_members_by_member': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Pending room work is counted member by member (metrics, !scim status).
+      await db.schema.createIndex('room_members_member').on('room_members').columns(['group_id', 'matrix_id', 'state']).execute();
+    },
+  },
 };
 
 export async function openJournalIn(db: Kysely<Database>, resourceId: string, action: JournalAction): Promise<void> {

@@ -212,6 +212,13 @@ export interface GroupStore {
   /** Drops a user from every group (the user was deleted); returns the groups it was in. */
   removeUserEverywhere(userId: string): Promise<string[]>;
 
+  /**
+   * Room work not done yet, member by member: provisioned members of active groups not
+   * joined to any of the group's rooms, and members joined by the bridge who are no longer
+   * in their group (or whose group was deleted).
+   */
+  pendingMembership(): Promise<{ joins: number; kicks: number }>;
+
   /** Membership the bridge applied in a room: Matrix ID → joined or left. */
   roomMembers(groupId: string, roomId: string): Promise<Map<string, RoomMembership>>;
   setRoomMember(groupId: string, roomId: string, matrixId: string, state: RoomMembership): Promise<void>;

@@ -192,6 +192,17 @@ describe('SCIM Groups over HTTP (in-memory homeserver)', () => {
     expect(members.map((m) => m.value)).to.deep.equal([ids['ben']]);
   });
 
+  it('counts room joins and kicks still to do, member by member', async () => {
+    const id = await group('Counted', ['ann', 'ben']);
+    expect(await bridge.store.groups.pendingMembership()).to.deep.equal({ joins: 2, kicks: 0 });
+    await bridge.drain();
+    expect(await bridge.store.groups.pendingMembership()).to.deep.equal({ joins: 0, kicks: 0 });
+    await patch(id, { op: 'remove', path: `members[value eq "${ids['ben']}"]` });
+    expect(await bridge.store.groups.pendingMembership()).to.deep.equal({ joins: 0, kicks: 1 });
+    await bridge.drain();
+    expect(await bridge.store.groups.pendingMembership()).to.deep.equal({ joins: 0, kicks: 0 });
+  });
+
   it('reports group events to the admin room', async () => {
     const id = await group('Reported', ['ann']);
     await patch(id, { op: 'add', path: 'members', value: [{ value: ids['ben'] }] });

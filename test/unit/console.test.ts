@@ -26,7 +26,7 @@ function setup(levels: Record<string, number> = {}, result: Partial<ReconcileRes
         users: 12,
         groups: 2,
         journal: { pending: 3, oldestAgeSeconds: 95 },
-        groupsWithPendingMembership: 1,
+        membership: { joins: 40, kicks: 2, groups: 1 },
         lastRequests: [{ source: 'entra', at: '2026-12-01T08:00:00.000Z' }],
       }),
       user: async (query) =>
@@ -105,6 +105,7 @@ describe('The operator console in the admin room', () => {
     expect(replies[1]).to.include('homeserver: reachable (Synapse 1.163.2)');
     expect(replies[1]).to.include('users: 12, groups: 2');
     expect(replies[1]).to.include('journal: 3 entries pending, oldest 95 s');
+    expect(replies[1]).to.include('room work pending: 40 joins and 2 kicks in 1 groups');
     expect(replies[1]).to.include('entra at 2026-12-01T08:00:00.000Z');
   });
 

@@ -87,9 +87,12 @@ describe('Metrics: values', () => {
         users: async () => users,
         groups: async () => 5,
         noticesPending: () => 7,
+        membership: async () => ({ joins: 11, kicks: 2 }),
       }),
     );
     let { body } = await metrics.render();
+    expect(sample(body, 'matrix_scim_bridge_room_joins_pending')).to.equal(11);
+    expect(sample(body, 'matrix_scim_bridge_room_kicks_pending')).to.equal(2);
     expect(sample(body, 'matrix_scim_bridge_journal_pending', { action: 'sync' })).to.equal(2);
     expect(sample(body, 'matrix_scim_bridge_journal_pending', { action: 'delete' })).to.equal(0);
     expect(sample(body, 'matrix_scim_bridge_journal_oldest_age_seconds')).to.equal(42);
