@@ -6,19 +6,16 @@ import type { EventSink, ProvisioningEvent } from './events.ts';
 import { desiredAccount, displayNameOf, localpartFor, type LocalpartPolicy } from './mapping.ts';
 import { HomeserverError, type AccountState, type DisablePolicy, type HomeserverPort } from './ports.ts';
 import {
-  DRIFT_FIELDS,
-  describeDrift,
-  driftNews,
   planAccount,
   policyState,
   syncedOf,
-  type Drift,
   type DriftField,
   type OperatorDisablePolicy,
 } from './accountPlan.ts';
 import { retryDelayMs } from './journal.ts';
 import { KeyedSerializer } from './serial.ts';
 import { DEFAULT_RETRY_AFTER_S, UserChecks } from './userChecks.ts';
+import { UserDrift, uploadedAvatarOf } from './userDrift.ts';
 import { changedFields, isTrue, patchAssertsActive, withoutPassword } from './userInput.ts';
 import { checkVersion } from './versions.ts';
 import { logger } from '../log.ts';
@@ -74,6 +71,7 @@ export class UserProvisioner {
   readonly #settings: ProvisioningSettings;
   readonly #serial = new KeyedSerializer();
   readonly #checks: UserChecks;
+  readonly #drift: UserDrift;
   /** Passwords of writes still waiting for the homeserver: kept in memory only, never stored. */
   readonly #pendingPasswords = new Map<string, string>();
   readonly #wakeJournal: () => void;
@@ -91,6 +89,7 @@ export class UserProvisioner {
     this.#settings = settings;
     this.#wakeJournal = wakeJournal;
     this.#checks = new UserChecks(store, homeserver, settings);
+    this.#drift = new UserDrift(store, homeserver, events, settings);
   }
 
   async get(id: string): Promise<UserRecord> {
@@ -218,11 +217,8 @@ export class UserProvisioner {
    * What the homeserver holds for a user beside what the IdP wants, and the differences;
    * changes nothing and reports nothing (the console's `user` command).
    */
-  async compare(record: UserRecord): Promise<{ current: AccountState | undefined; differences: string[] }> {
-    const current = await this.#homeserver.lookup(record.matrixId);
-    if (record.state !== 'provisioned') return { current, differences: [] };
-    if (!current) return { current, differences: [describeDrift(this.#missing(record))] };
-    return { current, differences: this.#plan(record, current, []).drift.map(describeDrift) };
+  compare(record: UserRecord): Promise<{ current: AccountState | undefined; differences: string[] }> {
+    return this.#drift.compare(record);
   }
 
   /**
@@ -235,49 +231,7 @@ export class UserProvisioner {
     if (!record || record.state !== 'provisioned') return [];
     return this.#serial.run(record.matrixId, async () => {
       const fresh = await this.#store.getUser(id);
-      if (!fresh || fresh.state !== 'provisioned') return [];
-      const current = await this.#homeserver.lookup(fresh.matrixId);
-      if (!current) {
-        const gone = this.#missing(fresh);
-        (await this.#saveDrift(fresh, [gone], source)).report();
-        return [describeDrift(gone)];
-      }
-      const plan = this.#plan(fresh, current, repair);
-      let applied = fresh.applied;
-      if (plan.write) {
-        const outcome = await this.#homeserver.apply(plan.write, current, fresh.applied);
-        applied = outcome.applied;
-        const written = DRIFT_FIELDS.filter((f) => repair.includes(f));
-        this.#events.report({
-          kind: 'updated',
-          userName: fresh.userName,
-          matrixId: fresh.matrixId,
-          changed: written,
-          reason: 'set back to the IdP\'s values on an operator\'s request',
-          source,
-        });
-      }
-      (await this.#saveDrift({ ...fresh, applied }, plan.drift, source)).report();
-      return plan.drift.map(describeDrift);
-    });
-  }
-
-  #missing(record: UserRecord): Drift {
-    return { field: 'active', homeserver: 'missing', idp: record.active ? 'active' : 'disabled' };
-  }
-
-  /** The plan for a user the IdP did not change since the last write: only a repair writes. */
-  #plan(record: UserRecord, current: AccountState, repair: readonly DriftField[]) {
-    const desired = desiredAccount(record.document, record.matrixId, record.active);
-    return planAccount({
-      desired,
-      synced: syncedOf(desired),
-      current,
-      disablePolicy: this.#settings.disablePolicy,
-      operatorDisabled: this.#settings.operatorDisabled,
-      assertsActive: false,
-      repair,
-      ...this.#uploadedAvatar(record),
+      return fresh && fresh.state === 'provisioned' ? this.#drift.check(fresh, repair, source) : [];
     });
   }
 
@@ -361,13 +315,13 @@ export class UserProvisioner {
         disablePolicy: this.#settings.disablePolicy,
         operatorDisabled: this.#settings.operatorDisabled,
         assertsActive: options.assertsActive ?? false,
-        ...this.#uploadedAvatar(record),
+        ...uploadedAvatarOf(record),
       });
       const outcome = plan.write
         ? await this.#homeserver.apply(plan.write, current, record.applied)
         : { applied: record.applied, warnings: [] };
       const done: UserRecord = { ...record, state: 'provisioned', applied: { ...outcome.applied, synced: syncedOf(desired) } };
-      const { saved, report: reportDrift } = await this.#saveDrift(done, plan.drift, ctx.source, record.version);
+      const { saved, report: reportDrift } = await this.#drift.save(done, plan.drift, ctx.source, record.version);
       await this.#store.completeJournal(record.id, 'sync');
       this.#pendingPasswords.delete(record.id);
       if (kind !== 'updated') await this.#groupsNeedSync(record.id);
@@ -390,34 +344,6 @@ export class UserProvisioner {
     } catch (error) {
       throw await this.#failed(record, password, ctx, error, options.undo);
     }
-  }
-
-  /** Saves the record with its drift ledger, reporting drift once and its end once. */
-  /**
-   * Saves the record with its drift ledger (drift is reported once, and its end once);
-   * returns the saved record and a function that reports what is news.
-   */
-  async #saveDrift(
-    record: UserRecord,
-    drift: Drift[],
-    source: string,
-    version = record.version,
-  ): Promise<{ saved: UserRecord; report: () => void }> {
-    const news = driftNews(record.applied.reportedDrift ?? {}, drift);
-    const { reportedDrift: _before, ...applied } = record.applied;
-    const saved: UserRecord = { ...record, applied: Object.keys(news.reported).length > 0 ? { ...applied, reportedDrift: news.reported } : applied };
-    await this.#store.updateUser(saved, version);
-    const who = { userName: record.userName, matrixId: record.matrixId, source };
-    const report = () => {
-      for (const d of news.appeared) this.#events.report({ kind: 'drift', ...who, reason: describeDrift(d) });
-      for (const field of news.resolved) this.#events.report({ kind: 'drift-resolved', ...who, reason: `${field} matches the IdP again` });
-    };
-    return { saved, report };
-  }
-
-  #uploadedAvatar(record: UserRecord): { uploadedAvatar?: { source: string; mxc: string } } {
-    const { avatarSource, avatarMxc } = record.applied;
-    return avatarSource && avatarMxc ? { uploadedAvatar: { source: avatarSource, mxc: avatarMxc } } : {};
   }
 
   async #remove(record: UserRecord, source: string): Promise<void> {
