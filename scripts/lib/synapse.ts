@@ -248,6 +248,11 @@ export class Synapse {
     return this.#reportedVersion ?? SYNAPSE_VERSION;
   }
 
+  /** The homeserver's process id while it runs (benchmarks read its CPU time from /proc). */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   /** Writes the config (and copies the template database); does not start. */
   static async create(opts: SynapseOptions): Promise<Synapse> {
     const log = opts.log ?? quiet;

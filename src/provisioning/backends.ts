@@ -46,8 +46,11 @@ export function userBackend(users: UserProvisioner, store: Store, scopeOf: Scope
     list: async (query, request) => {
       const ctx = requestContext(request, scopeOf);
       const page = await users.list(ctx.ownOnly ? { ...query, owner: ctx.source } : query);
-      const withAll: UserResourceRecord[] = [];
-      for (const user of page.users) withAll.push(await withGroups(user, ctx));
+      const groups = await store.groups.groupsOfMany(
+        page.users.map((user) => user.id),
+        ctx.ownOnly ? ctx.source : undefined,
+      );
+      const withAll: UserResourceRecord[] = page.users.map((user) => ({ ...user, groups: groups.get(user.id) ?? [] }));
       return { totalResults: page.totalResults, users: withAll };
     },
     create: (input, request) => users.create(input, requestContext(request, scopeOf)),

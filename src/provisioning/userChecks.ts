@@ -58,10 +58,17 @@ export class UserChecks {
     doc: Doc,
     resuming: boolean,
   ): Promise<{ looked: boolean; state: AccountState | undefined }> {
+    // Two independent reads, one each, sent together: the account (unless resuming, when
+    // this bridge made it) and the owners of the identifiers. Their verdicts are still
+    // given in order, so the answer does not depend on which read returns first.
+    const [looked, owned] = await Promise.allSettled([
+      resuming ? Promise.resolve(undefined) : this.#homeserver.lookup(matrixId),
+      this.checkOwnership(matrixId, doc),
+    ]);
     try {
-      let state: AccountState | undefined;
+      if (looked.status === 'rejected') throw looked.reason;
+      const state: AccountState | undefined = looked.value;
       if (!resuming) {
-        state = await this.#homeserver.lookup(matrixId);
         if (state?.deactivated) throw conflict(`${matrixId} exists on the homeserver and is deactivated`);
         if (state && !this.#settings.adoptExistingUsers) {
           throw conflict(
@@ -73,7 +80,7 @@ export class UserChecks {
           throw conflict(`${matrixId} already exists on the homeserver and is a server admin: the bridge never adopts a server admin`);
         }
       }
-      await this.checkOwnership(matrixId, doc);
+      if (owned.status === 'rejected') throw owned.reason;
       return { looked: !resuming, state };
     } catch (error) {
       throw this.unreachable(error);

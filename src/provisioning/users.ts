@@ -200,6 +200,13 @@ export class UserProvisioner {
       return;
     }
     await this.#serial.run(record.matrixId, async () => {
+      // The entry as picked may be stale by now: a request may have closed it (work done),
+      // deferred it (it failed, and retries later) or reopened it (it holds a lease). Only
+      // the entry exactly as picked is this worker's to apply, so work is never repeated.
+      const still = (await this.#store.journalFor(entry.resourceId)).find((e) => e.action === entry.action);
+      if (!still || still.generation !== entry.generation || still.notBefore !== entry.notBefore || still.attempts !== entry.attempts) {
+        return;
+      }
       const fresh = await this.#store.getUserAnyState(entry.resourceId);
       if (!fresh) return;
       try {
@@ -300,6 +307,8 @@ export class UserProvisioner {
     options: SyncOptions = {},
   ): Promise<UserRecord> {
     const desired = desiredAccount(record.document, record.matrixId, record.active);
+    // The entry this write closes: a reopen after this point (a newer generation) stays open.
+    const generation = (await this.#store.journalFor(record.id)).find((e) => e.action === 'sync')?.generation;
     try {
       const current = options.known ? options.known.current : await this.#homeserver.lookup(record.matrixId);
       const before = options.before;
@@ -322,7 +331,7 @@ export class UserProvisioner {
         : { applied: record.applied, warnings: [] };
       const done: UserRecord = { ...record, state: 'provisioned', applied: { ...outcome.applied, synced: syncedOf(desired) } };
       const { saved, report: reportDrift } = await this.#drift.save(done, plan.drift, ctx.source, record.version);
-      await this.#store.completeJournal(record.id, 'sync');
+      await this.#store.completeJournal(record.id, 'sync', generation);
       this.#pendingPasswords.delete(record.id);
       if (kind !== 'updated') await this.#groupsNeedSync(record.id);
       const notes = [...outcome.warnings];

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, SqliteDialect, sql, type Selectable } from 'kysely';
+import { Kysely, SqliteDialect, sql, type Selectable, type SqlBool } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { migrations, openJournalIn, type Database, type JournalTable, type UsersTable } from './tables.ts';
 import { NodeSqliteDatabase } from './sqliteDriver.ts';
@@ -10,7 +10,12 @@ import { SqliteNoticeOutbox } from './noticeOutbox.ts';
 import { USER_RESOURCE } from '../scim/schema/attributes.ts';
 import type { AppliedState, JournalAction, JournalEntry, JournalStats, Store, UserListQuery, UserPage, UserRecord, UserState } from './types.ts';
 
-const VISIBLE: UserState[] = ['pending', 'provisioned'];
+/**
+ * The users SCIM can see, written as SQL literals. The partial indexes (users_user_name_live,
+ * users_live_order) hold exactly these rows, and SQLite uses a partial index only when the
+ * query repeats its WHERE term literally: with `state IN (?, ?)` it scans the table.
+ */
+const LIVE = sql<SqlBool>`users.state IN ('pending', 'provisioned')`;
 const USERS = userMapping(USER_RESOURCE);
 
 function toRecord(row: Selectable<UsersTable>): UserRecord {
@@ -53,8 +58,64 @@ function toRow(user: UserRecord): UsersTable {
   };
 }
 
+/** How many distinct list totals and page ends are kept, and for how long at most. */
+const LISTS_KEPT = 100;
+const KEPT_FOR_MS = 5_000;
+
+/** Where a page in the default order (created, id) ended: the next page starts after it. */
+interface PageEnd {
+  created: string;
+  id: string;
+}
+
+/**
+ * What recent user lists learnt, while the users table has not changed since: their totals,
+ * and where their pages ended. Counting every visible user walks a whole index (3 ms at 100k
+ * users), and a deep page skips startIndex rows, once per page, while an IdP pages through
+ * the same list. With these, the next page of a list in the default order seeks to the end
+ * of the one before instead of skipping (keyset pagination under SCIM's offsets), and the
+ * total is counted once.
+ *
+ * Sound because every write to the users table goes through this store and calls changed()
+ * as it starts and once it is over (the bridge is the database's only writer: see the lock
+ * in sqliteDriver.ts); what was read while a write was under way is not kept, and a seek
+ * that a write overlapped is done again with the offset. The lifetime
+ * bounds how long an edit made outside the bridge goes unseen.
+ */
+class ListMemo {
+  readonly #kept = new Map<string, { generation: number; at: number; value: number | PageEnd }>();
+  #generation = 0;
+
+  get generation(): number {
+    return this.#generation;
+  }
+
+  get(key: string): number | PageEnd | undefined {
+    const kept = this.#kept.get(key);
+    return kept && kept.generation === this.#generation && Date.now() - kept.at < KEPT_FOR_MS ? kept.value : undefined;
+  }
+
+  /** Keeps what was read since `generation`, unless users were written in between. */
+  keep(key: string, value: number | PageEnd, generation: number): void {
+    if (generation !== this.#generation) return;
+    this.#kept.delete(key);
+    if (this.#kept.size >= LISTS_KEPT) {
+      const oldest = this.#kept.keys().next();
+      if (!oldest.done) this.#kept.delete(oldest.value);
+    }
+    this.#kept.set(key, { generation, at: Date.now(), value });
+  }
+
+  /** Called as a write to users starts and once it is over: nothing read before then holds. */
+  changed(): void {
+    this.#generation++;
+    this.#kept.clear();
+  }
+}
+
 export class SqliteStore implements Store {
   readonly #db: Kysely<Database>;
+  readonly #lists = new ListMemo();
   readonly groups: SqliteGroupStore;
   readonly notices: SqliteNoticeOutbox;
 
@@ -78,7 +139,7 @@ export class SqliteStore implements Store {
   }
 
   async getUser(id: string): Promise<UserRecord | undefined> {
-    const row = await this.#db.selectFrom('users').selectAll().where('id', '=', id).where('state', 'in', VISIBLE).executeTakeFirst();
+    const row = await this.#db.selectFrom('users').selectAll().where('id', '=', id).where(LIVE).executeTakeFirst();
     return row ? toRecord(row) : undefined;
   }
 
@@ -109,57 +170,82 @@ export class SqliteStore implements Store {
       .selectFrom('users')
       .selectAll()
       .where('external_id', '=', externalId)
-      .where('state', 'in', VISIBLE)
+      .where(LIVE)
       .executeTakeFirst();
     return row ? toRecord(row) : undefined;
   }
 
   async listUsers(query: UserListQuery): Promise<UserPage> {
-    let base = this.#db.selectFrom('users').where('state', 'in', VISIBLE);
-    if (query.owner !== undefined) base = base.where('owner', '=', query.owner);
-    if (query.filter) {
-      const condition = filterToSql(USERS, query.filter);
-      base = base.where(condition);
+    const generation = this.#lists.generation;
+    const list = userListQueries(this.#db, query).count.compile();
+    const key = `${list.sql}\u0000${JSON.stringify(list.parameters)}`;
+    const seekable = query.sort === undefined && query.count > 0;
+    const kept = this.#lists.get(`${key}\u0000${query.startIndex}`);
+    const after = seekable && typeof kept === 'object' ? kept : undefined;
+    const { count, page } = userListQueries(this.#db, query, after);
+
+    let totalResults = this.#lists.get(key);
+    if (typeof totalResults !== 'number') {
+      totalResults = Number((await count.executeTakeFirstOrThrow()).n);
+      this.#lists.keep(key, totalResults, generation);
     }
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    let page = base.selectAll();
-    for (const term of listOrder(USERS, query.sort)) page = page.orderBy(term.expr, term.direction);
-    const rows = query.count > 0 ? await page.limit(query.count).offset(Math.max(0, query.startIndex - 1)).execute() : [];
-    return { totalResults: Number(total.n), users: rows.map(toRecord) };
+    let rows = query.count > 0 ? await page.execute() : [];
+    // A write overlapped the seek: answer as the offset says, on the data as it is now.
+    if (after && generation !== this.#lists.generation) rows = await userListQueries(this.#db, query).page.execute();
+    const last = rows[rows.length - 1];
+    if (seekable && last && rows.length === query.count) {
+      this.#lists.keep(`${key}\u0000${query.startIndex + rows.length}`, { created: last.created, id: last.id }, generation);
+    }
+    return { totalResults, users: rows.map(toRecord) };
   }
 
   async insertUser(user: UserRecord, action: JournalAction): Promise<void> {
-    await this.#db.transaction().execute(async (trx) => {
-      await trx.insertInto('users').values(toRow(user)).execute();
-      await openJournalIn(trx, user.id, action);
-    });
+    this.#lists.changed();
+    try {
+      await this.#db.transaction().execute(async (trx) => {
+        await trx.insertInto('users').values(toRow(user)).execute();
+        await openJournalIn(trx, user.id, action);
+      });
+    } finally {
+      this.#lists.changed();
+    }
   }
 
   async updateUser(user: UserRecord, expectedVersion: number, action?: JournalAction): Promise<boolean> {
-    return this.#db.transaction().execute(async (trx) => {
-      const result = await trx
-        .updateTable('users')
-        .set(toRow(user))
-        .where('id', '=', user.id)
-        .where('version', '=', expectedVersion)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) return false;
-      if (action) await openJournalIn(trx, user.id, action);
-      return true;
-    });
+    this.#lists.changed();
+    try {
+      return await this.#db.transaction().execute(async (trx) => {
+        const result = await trx
+          .updateTable('users')
+          .set(toRow(user))
+          .where('id', '=', user.id)
+          .where('version', '=', expectedVersion)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) return false;
+        if (action) await openJournalIn(trx, user.id, action);
+        return true;
+      });
+    } finally {
+      this.#lists.changed();
+    }
   }
 
   async removeUser(id: string): Promise<void> {
-    await this.#db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('journal').where('resource_id', '=', id).execute();
-      await trx.deleteFrom('users').where('id', '=', id).execute();
-    });
+    this.#lists.changed();
+    try {
+      await this.#db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('journal').where('resource_id', '=', id).execute();
+        await trx.deleteFrom('users').where('id', '=', id).execute();
+      });
+    } finally {
+      this.#lists.changed();
+    }
   }
 
   async countUsers(): Promise<number> {
     const row = await this.#db
       .selectFrom('users')
-      .where('state', 'in', VISIBLE)
+      .where(LIVE)
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
     return Number(row.n);
@@ -218,6 +304,27 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     await this.#db.destroy();
   }
+}
+
+/**
+ * The two queries of a user list: the total, and the page. Both keep to the indexes: the
+ * live-state term is literal (see LIVE), and in the default order (created, id) the page
+ * walks users_live_order, a partial index that holds only visible users. SCIM's startIndex
+ * is an offset; a deep page skips its rows in the index and reads a table row only for the
+ * rows it returns. With `after` (the end of the page before, in the default order) the
+ * page seeks there instead of skipping. Exported for the query-plan test.
+ */
+export function userListQueries(db: Kysely<Database>, query: UserListQuery, after?: PageEnd) {
+  let base = db.selectFrom('users').where(LIVE);
+  if (query.owner !== undefined) base = base.where('owner', '=', query.owner);
+  if (query.filter) base = base.where(filterToSql(USERS, query.filter));
+  const count = base.select((eb) => eb.fn.countAll<number>().as('n'));
+  let page = base.selectAll();
+  for (const term of listOrder(USERS, query.sort)) page = page.orderBy(term.expr, term.direction);
+  if (after && query.sort === undefined) {
+    return { count, page: page.where(sql<SqlBool>`(users.created, users.id) > (${after.created}, ${after.id})`).limit(query.count) };
+  }
+  return { count, page: page.limit(query.count).offset(Math.max(0, query.startIndex - 1)) };
 }
 
 function toJournalEntry(row: Selectable<JournalTable>): JournalEntry {

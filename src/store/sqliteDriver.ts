@@ -21,9 +21,12 @@ function toSqlValue(value: unknown): SqlValue {
 class NodeSqliteStatement implements SqliteStatement {
   readonly reader: boolean;
   readonly #statement: StatementSync;
+  /** Prepares a statement of its own for iterate(), which must not share the cached one. */
+  readonly #prepareAnother: () => StatementSync;
 
-  constructor(statement: StatementSync) {
+  constructor(statement: StatementSync, prepareAnother: () => StatementSync) {
     this.#statement = statement;
+    this.#prepareAnother = prepareAnother;
     this.reader = statement.columns().length > 0;
   }
 
@@ -35,8 +38,52 @@ class NodeSqliteStatement implements SqliteStatement {
     return this.#statement.run(...parameters.map(toSqlValue));
   }
 
+  /**
+   * A stream (Kysely's `.stream()`) stays open across awaits, and running the same
+   * statement again would reset it under the reader: it gets a statement nobody else holds.
+   */
   iterate(parameters: ReadonlyArray<unknown>): IterableIterator<unknown> {
-    return this.#statement.iterate(...parameters.map(toSqlValue));
+    return this.#prepareAnother().iterate(...parameters.map(toSqlValue));
+  }
+}
+
+/** Prepared statements kept for reuse, by SQL text: enough for every query the bridge makes. */
+const STATEMENT_CACHE_SIZE = 200;
+/** Longer SQL (a filter of hundreds of terms) is rarely sent twice: not worth a cache slot. */
+const CACHED_SQL_MAX_LENGTH = 16_384;
+
+/**
+ * The most recently used prepared statements. Kysely prepares each query it runs; SQLite
+ * parsing and planning the same text again cost more than running most of them. A cached
+ * statement is safe to reuse: node:sqlite runs it to completion synchronously in all() and
+ * run() (iterate() never uses it), and Kysely's driver runs one query at a time.
+ */
+class StatementCache {
+  readonly #statements = new Map<string, NodeSqliteStatement>();
+  readonly #capacity: number;
+
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+  }
+
+  get(sql: string, prepare: (sql: string) => NodeSqliteStatement): NodeSqliteStatement {
+    let statement = this.#statements.get(sql);
+    if (statement) {
+      this.#statements.delete(sql);
+    } else {
+      statement = prepare(sql);
+      if (this.#statements.size >= this.#capacity) {
+        const oldest = this.#statements.keys().next();
+        if (!oldest.done) this.#statements.delete(oldest.value);
+      }
+    }
+    this.#statements.set(sql, statement);
+    return statement;
+  }
+
+  /** StatementSync has no close(): dropped statements are finalized by the garbage collector or when the database closes. */
+  clear(): void {
+    this.#statements.clear();
   }
 }
 
@@ -98,6 +145,7 @@ function acquireLock(file: string): DatabaseSync {
 export class NodeSqliteDatabase implements SqliteDatabase {
   readonly #db: DatabaseSync;
   readonly #lock: DatabaseSync | undefined;
+  readonly #statements = new StatementCache(STATEMENT_CACHE_SIZE);
 
   /** Opens (creating if needed) `file`; the files it creates are readable by the bridge's user only. */
   constructor(file: string) {
@@ -123,10 +171,12 @@ export class NodeSqliteDatabase implements SqliteDatabase {
   }
 
   prepare(sql: string): SqliteStatement {
-    return new NodeSqliteStatement(this.#db.prepare(sql));
+    const prepare = (text: string) => new NodeSqliteStatement(this.#db.prepare(text), () => this.#db.prepare(text));
+    return sql.length > CACHED_SQL_MAX_LENGTH ? prepare(sql) : this.#statements.get(sql, prepare);
   }
 
   close(): void {
+    this.#statements.clear();
     this.#db.close();
     this.#lock?.close();
   }

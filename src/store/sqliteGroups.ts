@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { GROUP_RESOURCE } from '../scim/schema/attributes.ts';
 import { filterToSql, groupMapping, listOrder } from './filterSql.ts';
 import { openJournalIn, type Database, type GroupsTable } from './tables.ts';
@@ -14,6 +14,14 @@ import type {
 } from './types.ts';
 
 const GROUPS = groupMapping(GROUP_RESOURCE);
+/**
+ * Groups SCIM can see, as an SQL literal: SQLite uses the partial indexes on live groups
+ * (groups_display_name_live, groups_live_order) only when a query repeats their WHERE term
+ * literally, never with a bound parameter.
+ */
+const ACTIVE = sql<SqlBool>`groups.state = 'active'`;
+/** The same for users (see sqlite.ts). */
+const LIVE_USERS = sql<SqlBool>`users.state IN ('pending', 'provisioned')`;
 /** SQLite allows this many bound parameters in one statement, with room to spare. */
 const CHUNK = 500;
 
@@ -63,7 +71,7 @@ export class SqliteGroupStore implements GroupStore {
   }
 
   async get(id: string): Promise<GroupRecord | undefined> {
-    const row = await this.#db.selectFrom('groups').selectAll().where('id', '=', id).where('state', '=', 'active').executeTakeFirst();
+    const row = await this.#db.selectFrom('groups').selectAll().where('id', '=', id).where(ACTIVE).executeTakeFirst();
     return row ? toRecord(row) : undefined;
   }
 
@@ -77,19 +85,15 @@ export class SqliteGroupStore implements GroupStore {
       .selectFrom('groups')
       .selectAll()
       .where('display_name_lower', '=', displayName.toLowerCase())
-      .where('state', '=', 'active')
+      .where(ACTIVE)
       .executeTakeFirst();
     return row ? toRecord(row) : undefined;
   }
 
   async list(query: GroupListQuery): Promise<{ totalResults: number; groups: GroupRecord[] }> {
-    let base = this.#db.selectFrom('groups').where('state', '=', 'active');
-    if (query.owner !== undefined) base = base.where('owner', '=', query.owner);
-    if (query.filter) base = base.where(filterToSql(GROUPS, query.filter));
-    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    let page = base.selectAll();
-    for (const term of listOrder(GROUPS, query.sort)) page = page.orderBy(term.expr, term.direction);
-    const rows = query.count > 0 ? await page.limit(query.count).offset(Math.max(0, query.startIndex - 1)).execute() : [];
+    const { count, page } = groupListQueries(this.#db, query);
+    const total = await count.executeTakeFirstOrThrow();
+    const rows = query.count > 0 ? await page.execute() : [];
     return { totalResults: Number(total.n), groups: rows.map(toRecord) };
   }
 
@@ -113,15 +117,27 @@ export class SqliteGroupStore implements GroupStore {
   }
 
   async groupsOf(userId: string, owner?: string): Promise<{ id: string; displayName: string }[]> {
-    let query = this.#db
-      .selectFrom('group_members')
-      .innerJoin('groups', 'groups.id', 'group_members.group_id')
-      .select(['groups.id', 'groups.display_name'])
-      .where('group_members.user_id', '=', userId)
-      .where('groups.state', '=', 'active');
-    if (owner !== undefined) query = query.where('groups.owner', '=', owner);
-    const rows = await query.orderBy('groups.display_name_lower').execute();
-    return rows.map((r) => ({ id: r.id, displayName: r.display_name }));
+    return (await this.groupsOfMany([userId], owner)).get(userId) ?? [];
+  }
+
+  async groupsOfMany(userIds: string[], owner?: string): Promise<Map<string, { id: string; displayName: string }[]>> {
+    const byUser = new Map<string, { id: string; displayName: string }[]>();
+    for (const part of chunks([...new Set(userIds)])) {
+      let query = this.#db
+        .selectFrom('group_members')
+        .innerJoin('groups', 'groups.id', 'group_members.group_id')
+        .select(['group_members.user_id', 'groups.id', 'groups.display_name'])
+        .where('group_members.user_id', 'in', part)
+        .where(ACTIVE);
+      if (owner !== undefined) query = query.where('groups.owner', '=', owner);
+      const rows = await query.orderBy('group_members.user_id').orderBy('groups.display_name_lower').execute();
+      for (const row of rows) {
+        const groups = byUser.get(row.user_id) ?? [];
+        if (groups.length === 0) byUser.set(row.user_id, groups);
+        groups.push({ id: row.id, displayName: row.display_name });
+      }
+    }
+    return byUser;
   }
 
   async pendingMembership(): Promise<{ joins: number; kicks: number }> {
@@ -145,7 +161,7 @@ export class SqliteGroupStore implements GroupStore {
   async existingUsers(userIds: string[], owner?: string): Promise<Set<string>> {
     const found = new Set<string>();
     for (const part of chunks([...new Set(userIds)])) {
-      let query = this.#db.selectFrom('users').select('id').where('id', 'in', part).where('state', 'in', ['pending', 'provisioned']);
+      let query = this.#db.selectFrom('users').select('id').where('id', 'in', part).where(LIVE_USERS);
       if (owner !== undefined) query = query.where('owner', '=', owner);
       const rows = await query.execute();
       for (const row of rows) found.add(row.id);
@@ -224,4 +240,19 @@ export class SqliteGroupStore implements GroupStore {
       .onConflict((oc) => oc.columns(['group_id', 'room_id', 'matrix_id']).doUpdateSet({ state }))
       .execute();
   }
+}
+
+/**
+ * The two queries of a group list, the total and the page, on the indexes: the live-state
+ * term is literal (see ACTIVE), and in the default order the page walks groups_live_order.
+ * Exported for the query-plan test.
+ */
+export function groupListQueries(db: Kysely<Database>, query: GroupListQuery) {
+  let base = db.selectFrom('groups').where(ACTIVE);
+  if (query.owner !== undefined) base = base.where('owner', '=', query.owner);
+  if (query.filter) base = base.where(filterToSql(GROUPS, query.filter));
+  const count = base.select((eb) => eb.fn.countAll<number>().as('n'));
+  let page = base.selectAll();
+  for (const term of listOrder(GROUPS, query.sort)) page = page.orderBy(term.expr, term.direction);
+  return { count, page: page.limit(query.count).offset(Math.max(0, query.startIndex - 1)) };
 }

@@ -189,15 +189,50 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('room_members_member').on('room_members').columns(['group_id', 'matrix_id', 'state']).execute();
     },
   },
+  '0006_live_list_order': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // The listing order of visible users and groups only: the count and a page (deep ones
+      // too: OFFSET skips index entries, not table rows) are answered from these. Partial,
+      // not led by state, so that the userName and externalId indexes still win for filters.
+      await sql`CREATE INDEX users_live_order ON users (created, id) WHERE state IN ('pending', 'provisioned')`.execute(db);
+      await sql`CREATE INDEX groups_live_order ON groups (created, id) WHERE state = 'active'`.execute(db);
+    },
+  },
 };
 
-export async function openJournalIn(db: Kysely<Database>, resourceId: string, action: JournalAction): Promise<void> {
-  const now = new Date().toISOString();
+/**
+ * How long an entry that a request applies itself stays out of the journal worker's reach.
+ * The request either closes the entry (success) or defers it with its retry delay (failure),
+ * both well within this; only a process that dies mid-request leaves the lease to run out,
+ * and the worker then finishes the work. Without the lease the worker would pick up the
+ * entry while the request is still applying it, and apply it a second time.
+ */
+export const REQUEST_LEASE_MS = 60_000;
+
+/**
+ * Journal actions the request that opens them applies itself (user writes): leased.
+ * Everything else (group rooms) is background work, applied by the worker: due at once.
+ */
+const REQUEST_APPLIED: ReadonlySet<JournalAction> = new Set<JournalAction>(['sync', 'delete']);
+
+/**
+ * Opens (or reopens, bumping the generation) a journal entry. It is due at once unless the
+ * action is one a request applies itself, which gets a lease of `leaseMs` first.
+ */
+export async function openJournalIn(
+  db: Kysely<Database>,
+  resourceId: string,
+  action: JournalAction,
+  leaseMs: number = REQUEST_APPLIED.has(action) ? REQUEST_LEASE_MS : 0,
+): Promise<void> {
+  const now = new Date();
+  const created = now.toISOString();
+  const notBefore = new Date(now.getTime() + leaseMs).toISOString();
   await db
     .insertInto('journal')
-    .values({ resource_id: resourceId, action, attempts: 0, not_before: now, last_error: null, created: now })
+    .values({ resource_id: resourceId, action, attempts: 0, not_before: notBefore, last_error: null, created })
     .onConflict((oc) =>
-      oc.columns(['resource_id', 'action']).doUpdateSet((eb) => ({ not_before: now, generation: eb('journal.generation', '+', 1) })),
+      oc.columns(['resource_id', 'action']).doUpdateSet((eb) => ({ not_before: notBefore, generation: eb('journal.generation', '+', 1) })),
     )
     .execute();
 }

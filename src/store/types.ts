@@ -202,6 +202,8 @@ export interface GroupStore {
   members(groupId: string): Promise<GroupMember[]>;
   /** The visible groups a user is a member of (only those `owner` created, when given). */
   groupsOf(userId: string, owner?: string): Promise<{ id: string; displayName: string }[]>;
+  /** groupsOf for a whole page of users in one query: user id → its groups (absent: none). */
+  groupsOfMany(userIds: string[], owner?: string): Promise<Map<string, { id: string; displayName: string }[]>>;
   /** Which of these user ids are visible users (pending or provisioned; created by `owner`, when given). */
   existingUsers(userIds: string[], owner?: string): Promise<Set<string>>;
   insert(group: GroupRecord, memberIds: string[]): Promise<void>;
