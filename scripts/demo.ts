@@ -3,20 +3,74 @@
 // Everything lives in .demo/ (git-ignored, wiped at each run): the registration,
 // Synapse's config, database and logs, the bridge's SQLite database, and demo.json with
 // the URLs and credentials printed below. Ctrl-C stops the bridge and Synapse.
+//
+//   npm run demo -- --postgres               the bridge's store on a throw-away PostgreSQL
+//                                            (scripts/lib/postgres.ts, data in .demo/postgres)
+//   npm run demo -- --postgres --replicas 3  three bridge processes sharing that database,
+//                                            each with its own SCIM and metrics port
+//
+// With replicas, each bridge is its own OS process (bin/matrix-scim-bridge.js with its
+// own .demo/bridge-<n>.json and log .demo/bridge-<n>.log). They share one registration,
+// and the registration's URL, where Synapse pushes appservice transactions, is replica 1's
+// appservice listener: the others serve SCIM only. demo.json lists every SCIM URL and the
+// bridges' pids (a test may SIGKILL one and watch the others carry on).
 
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { start, type BridgeHandles } from '../src/app.ts';
 import { parseConfig } from '../src/config/load.ts';
-import { bootstrapHomeserver, type BootstrappedHomeserver } from './lib/bootstrap.ts';
+import { writeRegistration } from '../src/config/registration.ts';
+import { adminRoomAlias, bootstrapHomeserver, type BootstrappedHomeserver } from './lib/bootstrap.ts';
+import { startPostgres, type PostgresServer } from './lib/postgres.ts';
+import { freePort } from './lib/synapse.ts';
 
 const DEMO_DIR = resolve(import.meta.dirname, '..', '.demo');
+const REPO_DIR = resolve(import.meta.dirname, '..');
 const SCIM_PORT = 8090;
 const SYNAPSE_PORT = 8008;
 const METRICS_PORT = 9741;
 const SERVER_NAME = 'localhost';
+
+const USAGE = `usage: npm run demo [-- --postgres [--replicas N]]
+  --postgres      the bridge's store on a throw-away PostgreSQL (data in .demo/postgres)
+  --replicas N    N bridge processes sharing that database (default 1; N >= 2 needs --postgres)`;
+
+interface DemoOptions {
+  postgres: boolean;
+  replicas: number;
+}
+
+/** The command line; a mistake is a message and the usage, not a stack. */
+function demoOptions(argv: string[]): DemoOptions {
+  let values: { postgres?: boolean; replicas?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { postgres: { type: 'boolean' }, replicas: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (error) {
+    return refuse((error as Error).message);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const replicas = values.replicas === undefined ? 1 : Number(values.replicas);
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 16) return refuse(`--replicas ${values.replicas}: give a whole number from 1 to 16`);
+  if (replicas > 1 && !values.postgres) {
+    return refuse(`--replicas ${replicas} needs --postgres: a SQLite store belongs to one bridge process, so replicas must share a PostgreSQL database`);
+  }
+  return { postgres: values.postgres === true, replicas };
+}
+
+function refuse(message: string): never {
+  console.error(`demo: ${message}\n${USAGE}`);
+  process.exit(2);
+}
 
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((ok) => {
@@ -26,77 +80,261 @@ function portIsFree(port: number): Promise<boolean> {
   });
 }
 
+/** `preferred` when free, else any free port (never one already handed out in `taken`). */
+async function pickPort(preferred: number, taken: Set<number>): Promise<number> {
+  let port = !taken.has(preferred) && (await portIsFree(preferred)) ? preferred : 0;
+  while (port === 0 || taken.has(port)) port = await freePort();
+  taken.add(port);
+  return port;
+}
+
 function shellQuote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
+async function tail(file: string, lines = 25): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return `(no log at ${file})`;
+  }
+}
+
+/** One bridge process of a replicated demo. */
+interface Replica {
+  n: number;
+  child: ChildProcess;
+  exited: Promise<string>;
+  scimUrl: string;
+  metricsUrl: string;
+  logFile: string;
+}
+
+/**
+ * Spawns bridge replica `n` (bin/matrix-scim-bridge.js --config .demo/bridge-<n>.json),
+ * its output in .demo/bridge-<n>.log.
+ */
+async function spawnReplica(n: number, hs: BootstrappedHomeserver, urlFile: string, taken: Set<number>): Promise<Replica> {
+  const scimPort = await pickPort(SCIM_PORT + n - 1, taken);
+  const metricsPort = await pickPort(METRICS_PORT + n - 1, taken);
+  // Replica 1 binds the port of the registration Synapse loaded. The others share its
+  // tokens and id but, on one machine, need a port of their own: each gets a copy of the
+  // registration whose url names that port (the bridge checks the two agree); Synapse
+  // never reads these copies, so it keeps sending transactions to replica 1 only.
+  let registrationPath = hs.registrationPath;
+  let appservicePort = hs.appservicePort;
+  if (n > 1) {
+    appservicePort = await pickPort(0, taken);
+    registrationPath = join(DEMO_DIR, `registration-${n}.yaml`);
+    writeRegistration(registrationPath, { ...hs.registration, url: `http://127.0.0.1:${appservicePort}` });
+  }
+  const raw = hs.bridgeConfig({
+    appservice: { port: appservicePort, registration: registrationPath },
+    scim: { port: scimPort },
+    database: { engine: 'postgres', url: { file: urlFile } },
+    drift: { checkIntervalMinutes: 1 },
+    metrics: { enabled: true, port: metricsPort },
+    logging: { level: 'info' },
+  });
+  const configFile = join(DEMO_DIR, `bridge-${n}.json`);
+  await writeFile(configFile, `${JSON.stringify(raw, null, 2)}\n`, { mode: 0o600 });
+  const logFile = join(DEMO_DIR, `bridge-${n}.log`);
+  const out = await open(logFile, 'a', 0o600);
+  let child: ChildProcess;
+  try {
+    // with-node.sh execs node: the child's pid is the bridge's own.
+    child = spawn('sh', ['scripts/with-node.sh', 'bin/matrix-scim-bridge.js', '--config', configFile], {
+      cwd: REPO_DIR,
+      stdio: ['ignore', out.fd, out.fd],
+    });
+  } finally {
+    await out.close();
+  }
+  const exited = new Promise<string>((ok) => {
+    child.once('error', (error) => ok(`could not be spawned: ${error.message}`));
+    child.once('exit', (code, signal) => ok(signal ? `was killed by ${signal}` : `exited with code ${code}`));
+  });
+  return { n, child, exited, scimUrl: `http://127.0.0.1:${scimPort}/scim/v2`, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, logFile };
+}
+
+/** Waits until the replica's /health/live answers; rejects, with its log's tail, if it exits first. */
+async function replicaUp(replica: Replica, timeoutMs = 120_000): Promise<void> {
+  const live = replica.scimUrl.replace(/\/scim\/v2$/, '/health/live');
+  let exit: string | undefined;
+  void replica.exited.then((why) => (exit = why));
+  const deadline = Date.now() + timeoutMs;
+  while (exit === undefined) {
+    if (Date.now() > deadline) throw new Error(`bridge ${replica.n} (pid ${replica.child.pid}) did not answer ${live} within ${timeoutMs / 1000} s; ${replica.logFile}:\n${await tail(replica.logFile)}`);
+    try {
+      const res = await fetch(live, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((ok) => setTimeout(ok, 250));
+  }
+  throw new Error(`bridge ${replica.n} (pid ${replica.child.pid}) ${exit} during start-up; ${replica.logFile}:\n${await tail(replica.logFile)}`);
+}
+
+/** SIGTERM, then SIGKILL after `timeoutMs`. */
+async function stopReplica(replica: Replica, timeoutMs = 10_000): Promise<void> {
+  const { child } = replica;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((ok) => (timer = setTimeout(() => ok(true), timeoutMs)));
+  if (await Promise.race([replica.exited.then(() => false), late])) {
+    child.kill('SIGKILL');
+    await replica.exited;
+  }
+  clearTimeout(timer);
+}
+
+/** The admin room's id, resolved from its alias (a replicated demo has no in-process handles). */
+async function roomIdOf(hs: BootstrappedHomeserver, alias: string): Promise<string> {
+  const res = await fetch(`${hs.synapse.url}/_matrix/client/v3/directory/room/${encodeURIComponent(alias)}`, {
+    headers: { authorization: `Bearer ${hs.admin.accessToken}` },
+  });
+  const body = (await res.json()) as { room_id?: unknown };
+  return typeof body.room_id === 'string' ? body.room_id : `(${alias} not found: HTTP ${res.status})`;
+}
+
 async function main(): Promise<void> {
+  const options = demoOptions(process.argv.slice(2));
   const log = (msg: string) => console.log(`• ${msg}`);
   if (existsSync(DEMO_DIR)) log(`wiping ${DEMO_DIR} from an earlier run`);
   await rm(DEMO_DIR, { recursive: true, force: true });
 
   let hs: BootstrappedHomeserver | undefined;
   let bridge: BridgeHandles | undefined;
+  let postgres: PostgresServer | undefined;
+  const replicas: Replica[] = [];
   let stopping = false;
-  const stop = async (why: string): Promise<void> => {
+  const stop = async (why: string, code = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    console.log(`\n• ${why}: stopping the bridge and Synapse`);
+    const parts = [replicas.length > 1 ? 'the bridges' : 'the bridge', 'Synapse', ...(postgres ? ['PostgreSQL'] : [])];
+    console.log(`\n• ${why}: stopping ${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`);
     try {
       await bridge?.stop();
     } catch (error) {
       console.error(`error while stopping the bridge: ${(error as Error).message}`);
     }
+    await Promise.all(replicas.map((r) => stopReplica(r)));
     await hs?.synapse.stop();
+    await postgres?.stop();
     console.log('• stopped');
-    process.exit(0);
+    process.exit(code);
   };
   // Installed first, so that Ctrl-C during start-up also stops what has started.
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // However this process ends, no bridge process outlives it.
+  process.on('exit', () => {
+    for (const r of replicas) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+  });
+
+  let urlFile: string | undefined;
+  if (options.postgres) {
+    log('starting PostgreSQL (data in .demo/postgres)');
+    postgres = await startPostgres({ dir: join(DEMO_DIR, 'postgres'), log });
+    if (stopping) return void (await postgres.stop());
+    const url = await postgres.createDatabase('scim_bridge');
+    urlFile = join(DEMO_DIR, 'bridge-database-url');
+    await writeFile(urlFile, `${url}\n`, { mode: 0o600 });
+    log(`bridge database ${postgres.url('scim_bridge').replace(postgres.password, '****')} (the URL is in ${urlFile})`);
+  }
 
   log('starting Synapse (the first run installs it into a cached virtualenv, about a minute)');
   const synapsePort = (await portIsFree(SYNAPSE_PORT)) ? SYNAPSE_PORT : undefined;
-  hs = await bootstrapHomeserver({
-    dir: DEMO_DIR,
-    serverName: SERVER_NAME,
-    ...(synapsePort ? { synapsePort } : {}),
-    log,
-  });
-  if (stopping) return void (await hs.synapse.stop());
-
   try {
-    const scimPort = (await portIsFree(SCIM_PORT)) ? SCIM_PORT : 0;
-    const metricsPort = (await portIsFree(METRICS_PORT)) ? METRICS_PORT : 0;
-    const raw = hs.bridgeConfig({
-      scim: { port: scimPort },
-      database: { engine: 'sqlite', path: join(DEMO_DIR, 'bridge.db') },
-      // Drift from what you do in Synapse by hand shows up in the admin room within a minute.
-      drift: { checkIntervalMinutes: 1 },
-      // Prometheus metrics on loopback (off by default in a real deployment).
-      metrics: { enabled: true, port: metricsPort },
+    hs = await bootstrapHomeserver({
+      dir: DEMO_DIR,
+      serverName: SERVER_NAME,
+      ...(synapsePort ? { synapsePort } : {}),
+      log,
     });
-    await writeFile(join(DEMO_DIR, 'bridge-config.json'), `${JSON.stringify(raw, null, 2)}\n`, { mode: 0o600 });
-    bridge = await start(parseConfig(raw, DEMO_DIR), hs.registration);
   } catch (error) {
-    await hs.synapse.stop();
+    await postgres?.stop();
     throw error;
+  }
+  if (stopping) {
+    await hs.synapse.stop();
+    return void (await postgres?.stop());
+  }
+
+  let scimUrls: string[];
+  let metricsUrl: string | undefined;
+  let adminRoomId: string;
+  try {
+    if (options.replicas === 1) {
+      const scimPort = (await portIsFree(SCIM_PORT)) ? SCIM_PORT : 0;
+      const metricsPort = (await portIsFree(METRICS_PORT)) ? METRICS_PORT : 0;
+      const raw = hs.bridgeConfig({
+        scim: { port: scimPort },
+        database: urlFile ? { engine: 'postgres', url: { file: urlFile } } : { engine: 'sqlite', path: join(DEMO_DIR, 'bridge.db') },
+        // Drift from what you do in Synapse by hand shows up in the admin room within a minute.
+        drift: { checkIntervalMinutes: 1 },
+        // Prometheus metrics on loopback (off by default in a real deployment).
+        metrics: { enabled: true, port: metricsPort },
+      });
+      await writeFile(join(DEMO_DIR, 'bridge-config.json'), `${JSON.stringify(raw, null, 2)}\n`, { mode: 0o600 });
+      bridge = await start(parseConfig(raw, DEMO_DIR), hs.registration);
+      scimUrls = [bridge.scimUrl];
+      metricsUrl = bridge.metricsUrl;
+      adminRoomId = bridge.adminRoomId;
+    } else {
+      if (!urlFile) throw new Error('replicas need the PostgreSQL database');
+      const taken = new Set<number>([hs.appservicePort]);
+      // Replica 1 first: it creates the schema, registers the bot's room and joins it; the
+      // others then start together.
+      log(`starting bridge 1 of ${options.replicas} (its appservice listener is the registration's URL)`);
+      replicas.push(await spawnReplica(1, hs, urlFile, taken));
+      await replicaUp(replicas[0]!);
+      log(`starting bridges 2 to ${options.replicas} (SCIM only: Synapse sends its transactions to bridge 1)`);
+      for (let n = 2; n <= options.replicas; n++) replicas.push(await spawnReplica(n, hs, urlFile, taken));
+      await Promise.all(replicas.slice(1).map((r) => replicaUp(r)));
+      for (const r of replicas) {
+        void r.exited.then((why) => {
+          if (!stopping) console.log(`• bridge ${r.n} (pid ${r.child.pid}) ${why}; the others carry on. Its log: ${r.logFile}`);
+        });
+      }
+      scimUrls = replicas.map((r) => r.scimUrl);
+      metricsUrl = replicas[0]!.metricsUrl;
+      adminRoomId = await roomIdOf(hs, adminRoomAlias(SERVER_NAME));
+    }
+  } catch (error) {
+    console.error(`demo failed: ${(error as Error).message}`);
+    await stop('start-up failed', 1);
+    return;
   }
   if (stopping) return;
 
   const demo = {
-    scimUrl: bridge.scimUrl,
+    scimUrl: scimUrls[0]!,
+    scimUrls,
     scimToken: hs.scimToken,
-    metricsUrl: bridge.metricsUrl,
+    metricsUrl,
+    ...(replicas.length > 0 ? { metricsUrls: replicas.map((r) => r.metricsUrl) } : {}),
     homeserverUrl: hs.synapse.url,
     serverName: hs.synapse.serverName,
     adminUser: hs.admin.userId,
     adminPassword: hs.admin.password,
     adminToken: hs.admin.accessToken,
-    adminRoomId: bridge.adminRoomId,
+    adminRoomId,
+    store: options.postgres ? 'postgres' : 'sqlite',
+    // The OS processes serving SCIM: the demo's own pid when the bridge runs in-process.
+    bridgePids: replicas.length > 0 ? replicas.map((r) => r.child.pid) : [process.pid],
+    appserviceUrl: hs.registration.url,
   };
   await writeFile(join(DEMO_DIR, 'demo.json'), `${JSON.stringify(demo, null, 2)}\n`, { mode: 0o600 });
 
+  if (replicas.length > 0) {
+    console.log(`
+${replicas.length} bridge processes share the PostgreSQL database:
+${replicas.map((r) => `  bridge ${r.n}  pid ${r.child.pid}  ${r.scimUrl}  metrics ${r.metricsUrl}  log .demo/bridge-${r.n}.log${r.n === 1 ? `\n            receives Synapse's appservice transactions (${hs!.registration.url}); the others serve SCIM only` : ''}`).join('\n')}
+Any of them serves SCIM; the commands below use bridge 1.`);
+  }
   const alice = JSON.stringify({
     schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
     userName: 'Alice.Smith@example.com',

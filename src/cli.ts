@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
-import { ConfigError, loadConfig } from './config/load.ts';
+import { ConfigError, loadConfig, type BridgeConfig } from './config/load.ts';
 import { generateRegistration, loadRegistration, writeRegistration } from './config/registration.ts';
 import { start, StartupError, type BridgeHandles } from './app.ts';
 import { configureLogging, logger } from './log.ts';
 import { permissionWarnings, sensitiveFiles } from './config/permissions.ts';
+import { copySqliteToPostgres, CopyRefusedError } from './store/copyDatabase.ts';
+import { describePostgresUrl } from './store/postgres.ts';
 import { VERSION } from './version.ts';
 
 const log = logger('Main');
@@ -18,6 +20,9 @@ Usage:
   matrix-scim-bridge generate-registration --config config.yaml --url URL [--output registration.yaml]
       write a new appservice registration (random tokens) for this config; URL is how the
       homeserver reaches the bridge's appservice listener, e.g. http://127.0.0.1:9000
+  matrix-scim-bridge migrate-database --config config.yaml --from FILE
+      copy the SQLite database FILE into the PostgreSQL database of this config
+      (database.engine: postgres), which must hold no rows; stop the bridge first
   matrix-scim-bridge --version
       print the version
   matrix-scim-bridge --help
@@ -39,6 +44,7 @@ function parseCommandLine(argv: string[]) {
         config: { type: 'string', short: 'c' },
         url: { type: 'string' },
         output: { type: 'string', short: 'o' },
+        from: { type: 'string' },
         force: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
@@ -67,6 +73,31 @@ next:
 `;
 }
 
+/** migrate-database: copies the SQLite file `from` into the configured PostgreSQL database, or says why not. */
+async function migrateDatabase(config: BridgeConfig, from: string | undefined, configFile: string): Promise<void> {
+  if (!from) fail('migrate-database needs --from FILE: the SQLite database to copy (database.path of the old config)');
+  const { engine, url, ssl, poolSize } = config.database;
+  if (engine !== 'postgres' || url === undefined) {
+    fail(`migrate-database copies into PostgreSQL: set database.engine: postgres and database.url in ${configFile} (the target)`);
+  }
+  const target = describePostgresUrl(url);
+  process.stdout.write(`copying ${from} into ${target}\n`);
+  try {
+    const counts = await copySqliteToPostgres({
+      source: from,
+      target: { url, ssl, poolSize },
+      onTable: (table, rows) => process.stdout.write(`  ${table.padEnd(14)} ${rows} rows\n`),
+    });
+    const total = counts.reduce((sum, t) => sum + t.rows, 0);
+    process.stdout.write(`done: ${total} rows, every table's count matches the source
+next: start the bridge with ${configFile}; keep ${from} as a backup until it runs well
+`);
+  } catch (error) {
+    if (error instanceof CopyRefusedError) fail(`migrate-database: ${error.message}`);
+    fail(`migrate-database failed, the target holds no copied rows: ${(error as Error).message}`);
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandLine(argv);
   if (values.version) {
@@ -92,6 +123,10 @@ async function main(argv: string[]): Promise<void> {
     });
     writeRegistration(output, registration);
     process.stdout.write(nextSteps(output, `@${registration.sender_localpart}:${config.homeserver.domain}`, values.config));
+    return;
+  }
+  if (positionals[0] === 'migrate-database') {
+    await migrateDatabase(config, values.from, values.config);
     return;
   }
   if (positionals.length > 0) fail(`unknown command ${positionals[0]}\n\n${USAGE}`);

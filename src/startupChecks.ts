@@ -3,7 +3,9 @@ import type { BridgeConfig } from './config/load.ts';
 import { PLACEHOLDER_MARK, type Registration } from './config/registration.ts';
 import { logger } from './log.ts';
 import { HomeserverError, type HomeserverClient } from './matrix/homeserverClient.ts';
-import { SqliteStore } from './store/sqlite.ts';
+import { describePostgresUrl, openPostgresStore } from './store/postgres.ts';
+import { openSqliteStore } from './store/sqlite.ts';
+import type { SqlStore } from './store/sqlStore.ts';
 import { DatabaseInUseError } from './store/sqliteDriver.ts';
 
 /**
@@ -75,7 +77,11 @@ export function checkLocally(config: BridgeConfig, reg: Registration): void {
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     const bind = config.appservice.bindAddress;
     if (port !== config.appservice.port) {
-      if (LOOPBACK.test(host) || host === bind) {
+      if (config.database.engine === 'postgres') {
+        // Replicas on one host listen on ports of their own; the homeserver pushes to one of
+        // them, or to a load balancer in front of them all (docs/database.md).
+        log.warn(`the registration's url ${reg.url} is port ${port}, appservice.port is ${config.appservice.port}: fine for a replica when another replica or a load balancer serves that url`);
+      } else if (LOOPBACK.test(host) || host === bind) {
         mistakes.push(
           `the registration's url ${reg.url} is port ${port} but appservice.port is ${config.appservice.port}\n` +
             `  → set appservice.port: ${port}, or ${regenerate}`,
@@ -200,11 +206,22 @@ export async function checkAdminApi(client: HomeserverClient, config: BridgeConf
   }
 }
 
-/** Opens the store; a second bridge on the same database is refused (the first holds its lock). */
-export function openStore(config: BridgeConfig): Promise<SqliteStore> {
+/**
+ * Opens the store of the configured engine. On SQLite a second bridge on the same database is
+ * refused (the first holds its lock); on PostgreSQL any number of replicas share it.
+ */
+export function openStore(config: BridgeConfig): Promise<SqlStore> {
+  const { url } = config.database;
+  if (config.database.engine === 'postgres' && url !== undefined) {
+    return checked(
+      `the database ${describePostgresUrl(url)} cannot be opened`,
+      () => openPostgresStore({ url, ssl: config.database.ssl, poolSize: config.database.poolSize }),
+      () => 'check database.url (host, port, user, password, database name), database.ssl, and that the server accepts this host',
+    );
+  }
   return checked(
     `the database ${config.database.path} cannot be opened`,
-    () => SqliteStore.open(config.database.path),
+    () => openSqliteStore(config.database.path),
     (e) =>
       e instanceof DatabaseInUseError
         ? 'stop the other bridge first, or give this one its own database.path (a lock left by a crashed bridge is released by the system)'

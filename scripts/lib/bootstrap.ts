@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { generateRegistration, writeRegistration, type Registration } from '../../src/config/registration.ts';
-import { freePort, Synapse } from './synapse.ts';
+import { freePort, Synapse, type SynapsePostgres } from './synapse.ts';
 
 type Log = (msg: string) => void;
 
@@ -21,6 +21,12 @@ export interface BootstrapOptions {
   synapsePort?: number;
   /** The bridge's appservice listener port (the registration's url); default: a free one. */
   appservicePort?: number;
+  /**
+   * Synapse's own database on PostgreSQL (e.g. startPostgres()'s connection('synapse') after
+   * createDatabase('synapse')); default SQLite from the cached template. The bridge's
+   * database in bridgeConfig() stays SQLite unless overridden.
+   */
+  synapsePostgres?: SynapsePostgres;
   log?: Log;
 }
 
@@ -110,6 +116,7 @@ export async function bootstrapHomeserver(options: BootstrapOptions): Promise<Bo
     serverName,
     port: synapsePort,
     appserviceRegistrationFiles: [registrationPath],
+    ...(options.synapsePostgres ? { postgres: options.synapsePostgres } : {}),
     log,
   });
   await synapse.start();

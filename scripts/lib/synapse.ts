@@ -5,6 +5,8 @@
 //   ${XDG_CACHE_HOME:-~/.cache}/matrix-scim-bridge/synapse-<version>/
 //     bin/python ...      the virtualenv (built in a temp dir, renamed into place)
 //     template.db         an empty, fully migrated SQLite database (written atomically)
+//     psycopg2.ok         psycopg2 is importable (Synapse on PostgreSQL); venvs built
+//                         before that was needed get it on first use (ensurePsycopg2)
 //
 // The template database holds no users, so it suits any server_name: Synapse only
 // refuses a database whose existing users belong to another server.
@@ -20,6 +22,8 @@ import { promisify } from 'node:util';
 import yaml from 'js-yaml';
 
 export const SYNAPSE_VERSION = '1.163.2';
+/** Synapse's PostgreSQL driver, as a wheel (no compiler or libpq headers needed). */
+export const PSYCOPG2_REQUIREMENT = 'psycopg2-binary==2.9.13';
 
 type Log = (msg: string) => void;
 const quiet: Log = () => {};
@@ -74,9 +78,10 @@ export async function ensureSynapseVenv(log: Log = quiet): Promise<string> {
     await run(process.env['MSB_PYTHON'] || 'python3', ['-m', 'venv', tmp], logFile);
     await run(
       join(tmp, 'bin', 'python'),
-      ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', `matrix-synapse==${SYNAPSE_VERSION}`],
+      ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', `matrix-synapse==${SYNAPSE_VERSION}`, PSYCOPG2_REQUIREMENT],
       logFile,
     );
+    await writeFile(join(tmp, 'psycopg2.ok'), `${PSYCOPG2_REQUIREMENT}\n`);
     try {
       await rename(tmp, dir);
     } catch (err) {
@@ -89,6 +94,31 @@ export async function ensureSynapseVenv(log: Log = quiet): Promise<string> {
     await rm(tmp, { recursive: true, force: true });
     await rm(logFile, { force: true });
   }
+}
+
+/**
+ * Makes sure the cached virtualenv can drive PostgreSQL (psycopg2) and returns its python.
+ * A venv built before PostgreSQL was supported gets psycopg2-binary installed into it once;
+ * the marker file psycopg2.ok records that it imports.
+ */
+export async function ensurePsycopg2(log: Log = quiet): Promise<string> {
+  const python = await ensureSynapseVenv(log);
+  const marker = join(synapseCacheDir(), 'psycopg2.ok');
+  if (existsSync(marker)) return python;
+  const importable = await promisify(execFile)(python, ['-c', 'import psycopg2']).then(() => true, () => false);
+  if (!importable) {
+    const logFile = join(synapseCacheDir(), `psycopg2-install-${randomBytes(4).toString('hex')}.log`);
+    const started = Date.now();
+    log(`installing ${PSYCOPG2_REQUIREMENT} into the Synapse virtualenv (Synapse on PostgreSQL)`);
+    try {
+      await run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', PSYCOPG2_REQUIREMENT], logFile);
+    } finally {
+      await rm(logFile, { force: true });
+    }
+    log(`psycopg2 installed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+  await writeFile(marker, `${PSYCOPG2_REQUIREMENT}\n`);
+  return python;
 }
 
 /** The version of matrix-synapse importable by `python` (as installed, not as pinned). */
@@ -132,6 +162,18 @@ export async function ensureSynapseTemplateDb(log: Log = quiet): Promise<string>
   }
 }
 
+/** A PostgreSQL database for Synapse (created with UTF8 encoding and C collation, from template0). */
+export interface SynapsePostgres {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  database: string;
+  /** Connection pool bounds (psycopg2 cp_min / cp_max); default 1 and 5. */
+  poolMin?: number;
+  poolMax?: number;
+}
+
 export interface SynapseOptions {
   /** Working directory for config, database, media and logs (created). */
   dir: string;
@@ -142,9 +184,14 @@ export interface SynapseOptions {
   appserviceRegistrationFiles?: string[];
   /** Top-level homeserver.yaml keys, merged over the defaults. */
   extraConfig?: Record<string, unknown>;
-  /** Start from the cached migrated database (default true); ignored if `dir` already has one. */
+  /**
+   * Synapse's own database on PostgreSQL instead of SQLite in `dir`. The first start
+   * migrates the empty database (no template: `useTemplate` does not apply).
+   */
+  postgres?: SynapsePostgres;
+  /** Start from the cached migrated SQLite database (default true); ignored if `dir` already has one. */
   useTemplate?: boolean;
-  /** How long start() waits for the client API (default 120 s). */
+  /** How long start() waits for the client API (default 120 s; 300 s on PostgreSQL, which migrates on first start). */
   startTimeoutMs?: number;
   log?: Log;
 }
@@ -218,6 +265,23 @@ interface Paths {
   log: string;
 }
 
+/** Synapse's `database` section: SQLite in `dir`, or PostgreSQL through psycopg2. */
+function databaseConfig(paths: Paths, postgres: SynapsePostgres | undefined): Record<string, unknown> {
+  if (!postgres) return { name: 'sqlite3', args: { database: paths.db } };
+  return {
+    name: 'psycopg2',
+    args: {
+      user: postgres.user,
+      ...(postgres.password !== undefined ? { password: postgres.password } : {}),
+      dbname: postgres.database,
+      host: postgres.host,
+      port: postgres.port,
+      cp_min: postgres.poolMin ?? 1,
+      cp_max: postgres.poolMax ?? 5,
+    },
+  };
+}
+
 export class Synapse {
   readonly url: string;
   readonly serverName: string;
@@ -239,7 +303,7 @@ export class Synapse {
     this.serverName = serverName;
     this.paths = paths;
     this.#sharedSecret = secret;
-    this.#startTimeoutMs = opts.startTimeoutMs ?? 120_000;
+    this.#startTimeoutMs = opts.startTimeoutMs ?? (opts.postgres ? 300_000 : 120_000);
     this.#log = opts.log ?? quiet;
   }
 
@@ -256,7 +320,7 @@ export class Synapse {
   /** Writes the config (and copies the template database); does not start. */
   static async create(opts: SynapseOptions): Promise<Synapse> {
     const log = opts.log ?? quiet;
-    const python = await ensureSynapseVenv(log);
+    const python = opts.postgres ? await ensurePsycopg2(log) : await ensureSynapseVenv(log);
     const dir = resolve(opts.dir);
     await mkdir(join(dir, 'media_store'), { recursive: true });
     const serverName = opts.serverName ?? 'localhost';
@@ -271,7 +335,7 @@ export class Synapse {
     };
 
     if (!existsSync(paths.signingKey)) await writeFile(paths.signingKey, newSigningKey(), { mode: 0o600 });
-    if (!existsSync(paths.db) && opts.useTemplate !== false) {
+    if (!opts.postgres && !existsSync(paths.db) && opts.useTemplate !== false) {
       await copyFile(await ensureSynapseTemplateDb(log), paths.db);
     }
     const logConfigPath = join(dir, 'log.config.yaml');
@@ -293,7 +357,7 @@ export class Synapse {
           resources: [{ names: ['client'], compress: false }],
         },
       ],
-      database: { name: 'sqlite3', args: { database: paths.db } },
+      database: databaseConfig(paths, opts.postgres),
       log_config: logConfigPath,
       media_store_path: join(dir, 'media_store'),
       signing_key_path: paths.signingKey,

@@ -5,7 +5,9 @@ import type { z } from 'zod';
 import { configSchema, type Config, type SecretValue } from './schema.ts';
 
 /** The configuration with every secret read (from inline or file) and every path made absolute. */
-export interface BridgeConfig extends Omit<Config, 'scim' | 'adminApi'> {
+export interface BridgeConfig extends Omit<Config, 'scim' | 'adminApi' | 'database'> {
+  /** The database, its secret read: `url` is set exactly when engine is postgres. */
+  database: Omit<Config['database'], 'url'> & { url?: string };
   scim: Omit<Config['scim'], 'tokens'> & {
     tokens: { name: string; token: string }[];
     tokenFiles: TokenFile[];
@@ -127,13 +129,22 @@ export function parseConfig(raw: unknown, baseDir: string): BridgeConfig {
     }
   }
   const adminApi: BridgeConfig['adminApi'] = {};
+  const { url, ...databaseRest } = config.database;
+  const database: BridgeConfig['database'] = { ...databaseRest, path: path.resolve(baseDir, config.database.path) };
+  if (config.database.engine === 'postgres') {
+    if (url === undefined) throw new ConfigError('database.url: required when database.engine is postgres (a connection string, or { file })');
+    database.url = readSecret(url, 'database.url', baseDir);
+  } else if (url !== undefined) {
+    throw new ConfigError('database.url: only used when database.engine is postgres');
+  }
+  if (database.ssl.caFile !== undefined) database.ssl = { ...database.ssl, caFile: path.resolve(baseDir, database.ssl.caFile) };
   if (config.adminApi.accessToken !== undefined) {
     adminApi.accessToken = readSecret(config.adminApi.accessToken, 'adminApi.accessToken', baseDir);
   }
   return {
     ...config,
     appservice: { ...config.appservice, registration: path.resolve(baseDir, config.appservice.registration) },
-    database: { ...config.database, path: path.resolve(baseDir, config.database.path) },
+    database,
     scim: { ...config.scim, tokens, tokenFiles, scopes: Object.fromEntries(config.scim.tokens.map((t) => [t.name, t.scope])) },
     adminApi,
   };

@@ -182,11 +182,27 @@ export const configSchema = z
       .default({ roomType: 'room', onDelete: 'keep', links: [], batchSize: 200 }),
     database: z
       .object({
-        engine: z.literal('sqlite').default('sqlite').describe('only sqlite for now; postgres is planned'),
-        path: z.string().min(1).default('scim-bridge.db').describe('SQLite file, relative to the working directory'),
+        engine: z
+          .enum(['sqlite', 'postgres'])
+          .default('sqlite')
+          .describe('sqlite: one embedded file, one bridge; postgres: a shared server, any number of bridge replicas'),
+        path: z.string().min(1).default('scim-bridge.db').describe('SQLite file, relative to the working directory (engine sqlite)'),
+        url: secret('a PostgreSQL connection string, postgres://user:password@host:port/db (engine postgres)')
+          .optional(),
+        ssl: z
+          .object({
+            mode: z
+              .enum(['disable', 'require', 'verify-full'])
+              .default('disable')
+              .describe('disable: plain TCP (loopback, sockets); require: TLS without checking the certificate; verify-full: TLS, certificate and host name checked'),
+            caFile: z.string().min(1).optional().describe('PEM file of the CA that signed the server certificate (verify-full)'),
+          })
+          .strict()
+          .default({ mode: 'disable' }),
+        poolSize: z.number().int().min(2).max(200).default(20).describe('connections per bridge process (engine postgres)'),
       })
       .strict()
-      .default({ engine: 'sqlite', path: 'scim-bridge.db' }),
+      .default({ engine: 'sqlite', path: 'scim-bridge.db', ssl: { mode: 'disable' }, poolSize: 20 }),
     metrics: z
       .object({
         enabled: z.boolean().default(false).describe('serve Prometheus metrics at /metrics on a listener of their own'),

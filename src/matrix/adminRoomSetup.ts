@@ -18,14 +18,22 @@ export async function ensureAdminRoom(
       roomId = await client.joinRoom(existing);
     } else {
       const localAlias = options.room.slice(1, options.room.indexOf(':'));
-      roomId = await client.createRoom({
-        name: 'SCIM provisioning',
-        topic: 'What matrix-scim-bridge did on behalf of the identity provider',
-        room_alias_name: localAlias,
-        preset: 'private_chat',
-        visibility: 'private',
-        invite: options.operators,
-      });
+      try {
+        roomId = await client.createRoom({
+          name: 'SCIM provisioning',
+          topic: 'What matrix-scim-bridge did on behalf of the identity provider',
+          room_alias_name: localAlias,
+          preset: 'private_chat',
+          visibility: 'private',
+          invite: options.operators,
+        });
+      } catch (error) {
+        // Another replica starting at the same moment took the alias first: use its room.
+        const made = await client.resolveAlias(options.room).catch(() => undefined);
+        if (!made) throw error;
+        log.info(`the admin room ${options.room} was just created by another bridge process; joining it`);
+        return ensureAdminRoom(client, options);
+      }
       log.info(`created the admin room ${options.room} (${roomId})`);
     }
   } else {

@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { badRequest, conflict, notFound, preconditionFailed, ScimError } from '../scim/errors.ts';
 import { applyPatch } from '../scim/patch/apply.ts';
 import { GROUP_RESOURCE } from '../scim/schema/attributes.ts';
-import type { GroupListQuery, GroupMember, GroupRecord, JournalEntry, Store } from '../store/types.ts';
+import type { GroupListQuery, GroupMember, GroupRecord, JournalEntry, Store, KeyedLocks } from '../store/types.ts';
 import { HomeserverError } from './ports.ts';
 import type { RoomPort } from './ports.ts';
 import type { EventSink } from './events.ts';
 import type { RequestContext } from './users.ts';
 import { retryDelayMs } from './journal.ts';
-import { KeyedSerializer } from './serial.ts';
 import { checkVersion } from './versions.ts';
 import { logger } from '../log.ts';
 
@@ -103,10 +102,12 @@ export class GroupProvisioner {
   readonly #events: EventSink;
   readonly #settings: GroupSettings;
   readonly #wakeJournal: () => void;
-  readonly #serial = new KeyedSerializer();
+  /** Per user (group): shared with every replica on the database, so that their work never interleaves. */
+  readonly #serial: KeyedLocks;
 
   constructor(store: Store, rooms: RoomPort, events: EventSink, settings: GroupSettings, wakeJournal: () => void) {
     this.#store = store;
+    this.#serial = store.locks;
     this.#rooms = rooms;
     this.#events = events;
     this.#settings = settings;
@@ -241,7 +242,9 @@ export class GroupProvisioner {
     }
     try {
       const done = await this.#reconcile(group);
+      // More batches to go: due again at once (the worker keeps going while work is due).
       if (done) await this.#finish(group, entry);
+      else await this.#store.requeueJournal(entry.id, new Date(0));
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       const retryMs = error instanceof HomeserverError && error.retryAfterMs ? error.retryAfterMs : retryDelayMs(entry.attempts);

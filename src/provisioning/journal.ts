@@ -8,6 +8,13 @@ export function retryDelayMs(attempts: number): number {
   return Math.min(10 * 60_000, 5_000 * 2 ** Math.min(attempts, 10));
 }
 
+/**
+ * How long a worker holds the entries it took: none of them is taken by another worker (or
+ * replica) meanwhile. Each run finishes, defers or requeues what it took long before this;
+ * only a process that died leaves its entries to become due again when the lease runs out.
+ */
+export const CLAIM_LEASE_MS = 5 * 60_000;
+
 /** Something that finishes journalled work of some actions. */
 export interface JournalHandler {
   readonly actions: readonly JournalAction[];
@@ -44,7 +51,7 @@ export class JournalWorker {
   }
 
   async #runOnce(now: Date, limit: number): Promise<number> {
-    const due = await this.#store.dueJournal(now, limit);
+    const due = await this.#store.claimJournal(now, limit, CLAIM_LEASE_MS);
     for (const entry of due) {
       const handler = this.#handlers.get(entry.action);
       if (!handler) {

@@ -75,7 +75,9 @@ export class Reconciler {
     if (intervalMs <= 0) return;
     const tick = (delay: number) => {
       this.#timer = setTimeout(() => {
-        void this.run()
+        // One replica at a time: the others skip this tick while one is checking.
+        void this.#store.locks
+          .runIfFree('drift-check', () => this.run())
           .catch((error: unknown) => log.error('drift check failed', error))
           .finally(() => {
             if (this.#timer) tick(intervalMs);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ScimError, badRequest, conflict, notFound, preconditionFailed, unavailable } from '../scim/errors.ts';
 import { applyPatch } from '../scim/patch/apply.ts';
-import type { JournalEntry, Store, UserListQuery, UserPage, UserRecord } from '../store/types.ts';
+import type { JournalEntry, Store, UserListQuery, UserPage, UserRecord, KeyedLocks } from '../store/types.ts';
 import type { EventSink, ProvisioningEvent } from './events.ts';
 import { desiredAccount, displayNameOf, localpartFor, type LocalpartPolicy } from './mapping.ts';
 import { HomeserverError, type AccountState, type DisablePolicy, type HomeserverPort } from './ports.ts';
@@ -13,7 +13,6 @@ import {
   type OperatorDisablePolicy,
 } from './accountPlan.ts';
 import { retryDelayMs } from './journal.ts';
-import { KeyedSerializer } from './serial.ts';
 import { DEFAULT_RETRY_AFTER_S, UserChecks } from './userChecks.ts';
 import { UserDrift, uploadedAvatarOf } from './userDrift.ts';
 import { changedFields, isTrue, patchAssertsActive, withoutPassword } from './userInput.ts';
@@ -69,7 +68,8 @@ export class UserProvisioner {
   readonly #homeserver: HomeserverPort;
   readonly #events: EventSink;
   readonly #settings: ProvisioningSettings;
-  readonly #serial = new KeyedSerializer();
+  /** Per user (group): shared with every replica on the database, so that their work never interleaves. */
+  readonly #serial: KeyedLocks;
   readonly #checks: UserChecks;
   readonly #drift: UserDrift;
   /** Passwords of writes still waiting for the homeserver: kept in memory only, never stored. */
@@ -84,6 +84,7 @@ export class UserProvisioner {
     wakeJournal: () => void = () => undefined,
   ) {
     this.#store = store;
+    this.#serial = store.locks;
     this.#homeserver = homeserver;
     this.#events = events;
     this.#settings = settings;

@@ -34,8 +34,71 @@ interface RelatedEntries {
   subs: Record<string, Column>;
 }
 
+/**
+ * What the two engines write differently: reading the stored JSON documents and a few string
+ * and truth-value functions. Everything else in a translated filter is plain SQL.
+ */
+export interface SqlFlavor {
+  readonly engine: 'sqlite' | 'postgres';
+  /** The value at `keys` in a JSON document column (text), as `kind` compares. */
+  jsonValue(document: Sql, keys: string[], kind: Kind): Sql;
+  /** `FROM` item: the entries of the JSON array at `keys`, as rows `entry` (value, key). */
+  jsonEntries(document: Sql, keys: string[]): Sql;
+  /** A member of one such entry (an object), as `kind` compares. */
+  entryValue(sub: string, kind: Kind): Sql;
+  endsWith(left: Sql, right: string): Sql;
+  contains(left: Sql, right: string): Sql;
+  /** A condition that always holds. */
+  readonly always: Sql;
+  /** `condition`, with NULL (unknown) read as false. */
+  definitely(condition: Sql): Sql;
+}
+
+/** SQLite's JSON1 functions; booleans in JSON read as 1/0. */
+export const SQLITE_FLAVOR: SqlFlavor = {
+  engine: 'sqlite',
+  jsonValue: (document, keys) => sql`json_extract(${document}, ${jsonPath(...keys)})`,
+  jsonEntries: (document, keys) => sql`json_each(${document}, ${jsonPath(...keys)}) AS entry`,
+  entryValue: (sub) => sql`json_extract(entry.value, ${jsonPath(sub)})`,
+  endsWith: (left, right) => sql`substr(${left}, -length(${right})) = ${right}`,
+  contains: (left, right) => sql`instr(${left}, ${right}) > 0`,
+  always: sql`1`,
+  definitely: (condition) => sql`coalesce(${condition}, 0)`,
+};
+
+/** PostgreSQL's value of a jsonb expression, as `kind` compares (mismatched JSON types give NULL). */
+function pgTyped(json: Sql, kind: Kind): Sql {
+  switch (kind) {
+    case 'boolean':
+      // 1/0, as the boolean columns and literals are, so that one comparison serves both engines.
+      return sql`(CASE jsonb_typeof(${json}) WHEN 'boolean' THEN (${json})::boolean::int END)`;
+    case 'number':
+      return sql`(CASE jsonb_typeof(${json}) WHEN 'number' THEN (${json} #>> '{}')::numeric END)`;
+    default:
+      // Byte order, as SQLite compares and as the bridge's text columns are declared.
+      return sql`((${json} #>> '{}') COLLATE "C")`;
+  }
+}
+
+/** PostgreSQL's jsonb operators over the document column, stored as text. */
+export const POSTGRES_FLAVOR: SqlFlavor = {
+  engine: 'postgres',
+  jsonValue: (document, keys, kind) => pgTyped(sql`((${document})::jsonb #> ${keys}::text[])`, kind),
+  jsonEntries: (document, keys) => {
+    const json = sql`((${document})::jsonb #> ${keys}::text[])`;
+    return sql`jsonb_array_elements(CASE jsonb_typeof(${json}) WHEN 'array' THEN ${json} ELSE '[]'::jsonb END)
+      WITH ORDINALITY AS entry(value, key)`;
+  },
+  entryValue: (sub, kind) => pgTyped(sql`(entry.value -> ${sub}::text)`, kind),
+  endsWith: (left, right) => sql`right(${left}, length(${right}::text)) = ${right}`,
+  contains: (left, right) => sql`strpos(${left}, ${right}::text) > 0`,
+  always: sql`true`,
+  definitely: (condition) => sql`coalesce(${condition}, false)`,
+};
+
 /** How one resource type is laid out in its table. */
 export interface TableMapping {
+  flavor: SqlFlavor;
   resource: ResourceSchema;
   table: 'users' | 'groups';
   /** The table's document column, e.g. users.document. */
@@ -45,8 +108,9 @@ export interface TableMapping {
   related: Record<string, RelatedEntries>;
 }
 
-export function userMapping(resource: ResourceSchema): TableMapping {
+export function userMapping(resource: ResourceSchema, flavor: SqlFlavor = SQLITE_FLAVOR): TableMapping {
   return {
+    flavor,
     resource,
     table: 'users',
     document: sql.ref('users.document'),
@@ -64,8 +128,9 @@ export function userMapping(resource: ResourceSchema): TableMapping {
   };
 }
 
-export function groupMapping(resource: ResourceSchema): TableMapping {
+export function groupMapping(resource: ResourceSchema, flavor: SqlFlavor = SQLITE_FLAVOR): TableMapping {
   return {
+    flavor,
     resource,
     table: 'groups',
     document: sql.ref('groups.document'),
@@ -110,12 +175,14 @@ function resolve(map: TableMapping, path: AttrPath): { def: AttributeDef; target
   return { def: resolved.definition, target: targetOf(resolved) };
 }
 
-/** A JSON path into the stored document: $."urn:…"."attr"."sub". */
-function jsonPath(...keys: (string | undefined)[]): string {
-  return `$${keys
-    .filter((k): k is string => k !== undefined)
-    .map((k) => `."${k}"`)
-    .join('')}`;
+/** The keys leading into the stored document: "urn:…", "attr", "sub". */
+function keysOf(...keys: (string | undefined)[]): string[] {
+  return keys.filter((k): k is string => k !== undefined);
+}
+
+/** A JSON path into the stored document for SQLite: $."urn:…"."attr"."sub". */
+function jsonPath(...keys: string[]): string {
+  return `$${keys.map((k) => `."${k}"`).join('')}`;
 }
 
 function operand(map: TableMapping, path: AttrPath): Operand {
@@ -124,7 +191,7 @@ function operand(map: TableMapping, path: AttrPath): Operand {
   if (column) return { ...column, fold: column.kind === 'string' && !target.caseExact };
   if (path.attr === 'meta') throw badRequest('invalidFilter', `filtering on ${pathText(path)} is not supported`);
   return {
-    expr: sql`json_extract(${map.document}, ${jsonPath(path.schema, path.attr, path.sub)})`,
+    expr: map.flavor.jsonValue(map.document, keysOf(path.schema, path.attr, path.sub), kindOf(target)),
     fold: kindOf(target) === 'string' && !target.caseExact,
     folded: false,
     kind: kindOf(target),
@@ -141,8 +208,8 @@ function entryOperand(map: TableMapping, parent: AttributeDef, sub: string): Ope
     if (!column) throw badRequest('invalidFilter', `filtering on ${parent.name}.${def.name} is not supported`);
     return { ...column, fold: column.kind === 'string' && !def.caseExact };
   }
-  const raw = sql`json_extract(entry.value, ${jsonPath(def.name)})`;
   const kind = kindOf(def);
+  const raw = map.flavor.entryValue(def.name, kind);
   // JSON true/false arrive as 1/0; a missing "primary" counts as false.
   const expr = kind === 'boolean' ? sql`coalesce(${raw}, 0)` : raw;
   return { expr, fold: kind === 'string' && !def.caseExact, folded: false, kind };
@@ -165,7 +232,7 @@ function literal(value: FilterValue, target: Operand, op: CompareOp): unknown {
   return typeof value === 'string' && target.fold ? value.toLowerCase() : value;
 }
 
-function compare(op: CompareOp, target: Operand, value: FilterValue): Sql {
+function compare(flavor: SqlFlavor, op: CompareOp, target: Operand, value: FilterValue): Sql {
   const left = target.fold && !target.folded ? sql`lower(${target.expr})` : target.expr;
   if (value === null) {
     if (op === 'eq') return sql`${target.expr} IS NULL`;
@@ -192,8 +259,8 @@ function compare(op: CompareOp, target: Operand, value: FilterValue): Sql {
       if (typeof right !== 'string' || target.kind !== 'string') throw badRequest('invalidFilter', `"${op}" applies to strings only`);
       // sw as a range, so that an index on the column serves it.
       if (op === 'sw') return sql`(${left} >= ${right} AND ${left} < ${`${right}\u{10FFFF}`})`;
-      if (op === 'ew') return sql`substr(${left}, -length(${right})) = ${right}`;
-      return sql`instr(${left}, ${right}) > 0`;
+      if (op === 'ew') return flavor.endsWith(left, right);
+      return flavor.contains(left, right);
     }
   }
 }
@@ -225,15 +292,15 @@ function balanced(op: 'and' | 'or', operands: readonly Sql[]): Sql {
  * `not (…)`. A comparison with a missing attribute is NULL in SQL, and NOT NULL is NULL again,
  * which would drop the row; in SCIM that comparison is false, so its negation holds.
  */
-function negate(inner: Sql): Sql {
-  return sql`NOT coalesce(${inner}, 0)`;
+function negate(flavor: SqlFlavor, inner: Sql): Sql {
+  return sql`NOT ${flavor.definitely(inner)}`;
 }
 
 /** Some entry of a multi-valued attribute satisfies `inner` (conditions on entry.value). */
 function someEntry(map: TableMapping, path: AttrPath, inner: Sql): Sql {
   const related = path.schema ? undefined : map.related[path.attr];
   if (related) return sql`EXISTS (SELECT 1 FROM ${related.from} WHERE ${related.where} AND ${inner})`;
-  return sql`EXISTS (SELECT 1 FROM json_each(${map.document}, ${jsonPath(path.schema, path.attr)}) AS entry WHERE ${inner})`;
+  return sql`EXISTS (SELECT 1 FROM ${map.flavor.jsonEntries(map.document, keysOf(path.schema, path.attr))} WHERE ${inner})`;
 }
 
 /** A filter on the entries of a multi-valued attribute (the inside of `emails[...]`). */
@@ -242,11 +309,11 @@ function entryFilter(map: TableMapping, filter: Filter, parent: AttributeDef): S
     case 'logical':
       return balanced(filter.op, chainOperands(filter).map((operand) => entryFilter(map, operand, parent)));
     case 'not':
-      return negate(entryFilter(map, filter.filter, parent));
+      return negate(map.flavor, entryFilter(map, filter.filter, parent));
     case 'present':
       return present(entryOperand(map, parent, filter.path.attr));
     case 'compare':
-      return compare(filter.op, entryOperand(map, parent, filter.path.attr), filter.value);
+      return compare(map.flavor, filter.op, entryOperand(map, parent, filter.path.attr), filter.value);
     case 'valuePath':
       throw badRequest('invalidFilter', 'a value path cannot be nested inside another value path');
   }
@@ -257,7 +324,7 @@ function translate(map: TableMapping, filter: Filter): Sql {
     case 'logical':
       return balanced(filter.op, chainOperands(filter).map((operand) => translate(map, operand)));
     case 'not':
-      return negate(translate(map, filter.filter));
+      return negate(map.flavor, translate(map, filter.filter));
     case 'valuePath': {
       const { def } = resolve(map, filter.path);
       if (!def.multiValued) throw badRequest('invalidFilter', `${pathText(filter.path)} is not multi-valued`);
@@ -270,11 +337,12 @@ function translate(map: TableMapping, filter: Filter): Sql {
         // `emails eq "x"` and `emails.type eq "work"`: some entry matches (RFC 7644 §3.4.2.2).
         const sub = filter.path.sub ?? 'value';
         const entry = entryOperand(map, def, sub);
-        const inner = filter.kind === 'present' ? (filter.path.sub ? present(entry) : sql`1`) : compare(filter.op, entry, filter.value);
+        const inner =
+          filter.kind === 'present' ? (filter.path.sub ? present(entry) : map.flavor.always) : compare(map.flavor, filter.op, entry, filter.value);
         return someEntry(map, filter.path, inner);
       }
       const target = operand(map, filter.path);
-      return filter.kind === 'present' ? present(target) : compare(filter.op, target, filter.value);
+      return filter.kind === 'present' ? present(target) : compare(map.flavor, filter.op, target, filter.value);
     }
   }
 }
@@ -294,8 +362,9 @@ export function sortExpression(map: TableMapping, path: AttrPath): RawBuilder<un
     if (map.related[def.name]) throw badRequest('invalidValue', `sorting by ${def.name} is not supported`);
     const entry = entryOperand(map, def, path.sub ?? 'value');
     const value = entry.fold ? sql`lower(${entry.expr})` : entry.expr;
-    return sql`(SELECT ${value} FROM json_each(${map.document}, ${jsonPath(path.schema, path.attr)}) AS entry
-      ORDER BY coalesce(json_extract(entry.value, '$.primary'), 0) DESC, entry.key LIMIT 1)`;
+    const primary = map.flavor.entryValue('primary', 'boolean');
+    return sql`(SELECT ${value} FROM ${map.flavor.jsonEntries(map.document, keysOf(path.schema, path.attr))}
+      ORDER BY coalesce(${primary}, 0) DESC, entry.key LIMIT 1)`;
   }
   const target = operand(map, path);
   return target.fold && !target.folded ? sql`lower(${target.expr})` : target.expr;

@@ -5,8 +5,8 @@ import type { NoticeOutboxStore, OutboxNotice } from './types.ts';
 /** SQLite allows this many bound parameters in one statement, with room to spare. */
 const CHUNK = 500;
 
-/** The admin room's undelivered notices, in SQLite: written only while the homeserver does not take them. */
-export class SqliteNoticeOutbox implements NoticeOutboxStore {
+/** The admin room's undelivered notices, in the database: written only while the homeserver does not take them. */
+export class SqlNoticeOutbox implements NoticeOutboxStore {
   readonly #db: Kysely<Database>;
 
   constructor(db: Kysely<Database>) {
@@ -21,8 +21,9 @@ export class SqliteNoticeOutbox implements NoticeOutboxStore {
         const result = await trx
           .insertInto('notice_outbox')
           .values({ text: notice.text, html: notice.html, held_at: heldAt })
+          .returning('id')
           .executeTakeFirstOrThrow();
-        ids.push(Number(result.insertId));
+        ids.push(Number(result.id));
       }
       return ids;
     });

@@ -1,4 +1,4 @@
-import { sql, type Generated, type Kysely } from 'kysely';
+import { sql, type ColumnDefinitionBuilder, type Generated, type Kysely } from 'kysely';
 import type { Migration } from 'kysely/migration';
 import type { JournalAction } from './types.ts';
 
@@ -80,26 +80,37 @@ export interface Database {
   notice_outbox: NoticeOutboxTable;
 }
 
-export const migrations: Record<string, Migration> = {
+/**
+ * The schema, one definition for both engines. Where they differ: on PostgreSQL an
+ * auto-numbered id is a serial, and text compares byte by byte (COLLATE "C") as it does in
+ * SQLite, so that filters, sort orders and the range scans of `sw` agree on both, and the
+ * indexes serve those ranges whatever locale the database was created with.
+ */
+export function migrations(engine: 'sqlite' | 'postgres'): Record<string, Migration> {
+  const pg = engine === 'postgres';
+  const text = pg ? sql`text COLLATE "C"` : sql`text`;
+  const serialKey = (c: ColumnDefinitionBuilder) => (pg ? c.primaryKey() : c.primaryKey().autoIncrement());
+  const serial = pg ? 'serial' : 'integer';
+  return {
   '0001_users_and_journal': {
     async up(db: Kysely<unknown>): Promise<void> {
       await db.schema
         .createTable('users')
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('user_name', 'text', (c) => c.notNull())
-        .addColumn('user_name_lower', 'text', (c) => c.notNull())
-        .addColumn('external_id', 'text')
-        .addColumn('matrix_id', 'text', (c) => c.notNull().unique())
-        .addColumn('display_name', 'text')
-        .addColumn('display_name_lower', 'text')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('user_name', text, (c) => c.notNull())
+        .addColumn('user_name_lower', text, (c) => c.notNull())
+        .addColumn('external_id', text)
+        .addColumn('matrix_id', text, (c) => c.notNull().unique())
+        .addColumn('display_name', text)
+        .addColumn('display_name_lower', text)
         .addColumn('active', 'integer', (c) => c.notNull())
-        .addColumn('document', 'text', (c) => c.notNull())
+        .addColumn('document', text, (c) => c.notNull())
         .addColumn('version', 'integer', (c) => c.notNull())
-        .addColumn('created', 'text', (c) => c.notNull())
-        .addColumn('last_modified', 'text', (c) => c.notNull())
-        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('created', text, (c) => c.notNull())
+        .addColumn('last_modified', text, (c) => c.notNull())
+        .addColumn('state', text, (c) => c.notNull())
         .addColumn('acknowledged', 'integer', (c) => c.notNull())
-        .addColumn('applied', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('applied', text, (c) => c.notNull().defaultTo('{}'))
         .execute();
       // userName is unique among the users SCIM can see; deleted users keep their
       // Matrix ID (unique above) so that it is never handed to someone else.
@@ -112,13 +123,13 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('users_created').on('users').columns(['created', 'id']).execute();
       await db.schema
         .createTable('journal')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
-        .addColumn('resource_id', 'text', (c) => c.notNull())
-        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('id', serial, serialKey)
+        .addColumn('resource_id', text, (c) => c.notNull())
+        .addColumn('action', text, (c) => c.notNull())
         .addColumn('attempts', 'integer', (c) => c.notNull())
-        .addColumn('not_before', 'text', (c) => c.notNull())
-        .addColumn('last_error', 'text')
-        .addColumn('created', 'text', (c) => c.notNull())
+        .addColumn('not_before', text, (c) => c.notNull())
+        .addColumn('last_error', text)
+        .addColumn('created', text, (c) => c.notNull())
         .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(0))
         .addUniqueConstraint('journal_resource_action', ['resource_id', 'action'])
         .execute();
@@ -129,16 +140,16 @@ export const migrations: Record<string, Migration> = {
     async up(db: Kysely<unknown>): Promise<void> {
       await db.schema
         .createTable('groups')
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('display_name', 'text', (c) => c.notNull())
-        .addColumn('display_name_lower', 'text', (c) => c.notNull())
-        .addColumn('external_id', 'text')
-        .addColumn('document', 'text', (c) => c.notNull())
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('display_name', text, (c) => c.notNull())
+        .addColumn('display_name_lower', text, (c) => c.notNull())
+        .addColumn('external_id', text)
+        .addColumn('document', text, (c) => c.notNull())
         .addColumn('version', 'integer', (c) => c.notNull())
-        .addColumn('created', 'text', (c) => c.notNull())
-        .addColumn('last_modified', 'text', (c) => c.notNull())
-        .addColumn('state', 'text', (c) => c.notNull())
-        .addColumn('applied', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created', text, (c) => c.notNull())
+        .addColumn('last_modified', text, (c) => c.notNull())
+        .addColumn('state', text, (c) => c.notNull())
+        .addColumn('applied', text, (c) => c.notNull().defaultTo('{}'))
         .execute();
       // displayName is unique among live groups: IdPs find groups by it.
       await sql`CREATE UNIQUE INDEX groups_display_name_live ON groups (display_name_lower) WHERE state = 'active'`.execute(db);
@@ -146,18 +157,18 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('groups_created').on('groups').columns(['created', 'id']).execute();
       await db.schema
         .createTable('group_members')
-        .addColumn('group_id', 'text', (c) => c.notNull().references('groups.id').onDelete('cascade'))
-        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('group_id', text, (c) => c.notNull().references('groups.id').onDelete('cascade'))
+        .addColumn('user_id', text, (c) => c.notNull())
         .addPrimaryKeyConstraint('group_members_pk', ['group_id', 'user_id'])
         .execute();
       await db.schema.createIndex('group_members_user').on('group_members').columns(['user_id', 'group_id']).execute();
       // What the bridge did in each room, so that a restart resumes and nothing is done twice.
       await db.schema
         .createTable('room_members')
-        .addColumn('group_id', 'text', (c) => c.notNull())
-        .addColumn('room_id', 'text', (c) => c.notNull())
-        .addColumn('matrix_id', 'text', (c) => c.notNull())
-        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('group_id', text, (c) => c.notNull())
+        .addColumn('room_id', text, (c) => c.notNull())
+        .addColumn('matrix_id', text, (c) => c.notNull())
+        .addColumn('state', text, (c) => c.notNull())
         .addPrimaryKeyConstraint('room_members_pk', ['group_id', 'room_id', 'matrix_id'])
         .execute();
     },
@@ -167,18 +178,18 @@ export const migrations: Record<string, Migration> = {
       // AUTOINCREMENT: ids never go back, so a notice added later is never posted earlier.
       await db.schema
         .createTable('notice_outbox')
-        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
-        .addColumn('text', 'text', (c) => c.notNull())
-        .addColumn('html', 'text', (c) => c.notNull())
-        .addColumn('held_at', 'text', (c) => c.notNull())
+        .addColumn('id', serial, serialKey)
+        .addColumn('text', text, (c) => c.notNull())
+        .addColumn('html', text, (c) => c.notNull())
+        .addColumn('held_at', text, (c) => c.notNull())
         .execute();
     },
   },
   '0004_owner': {
     async up(db: Kysely<unknown>): Promise<void> {
       // Which IdP token created each user and group, for tokens limited to their own.
-      await db.schema.alterTable('users').addColumn('owner', 'text').execute();
-      await db.schema.alterTable('groups').addColumn('owner', 'text').execute();
+      await db.schema.alterTable('users').addColumn('owner', text).execute();
+      await db.schema.alterTable('groups').addColumn('owner', text).execute();
       await db.schema.createIndex('users_owner').on('users').columns(['owner', 'created', 'id']).execute();
       await db.schema.createIndex('groups_owner').on('groups').column('owner').execute();
     },
@@ -198,7 +209,8 @@ export const migrations: Record<string, Migration> = {
       await sql`CREATE INDEX groups_live_order ON groups (created, id) WHERE state = 'active'`.execute(db);
     },
   },
-};
+  };
+}
 
 /**
  * How long an entry that a request applies itself stays out of the journal worker's reach.

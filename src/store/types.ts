@@ -120,8 +120,17 @@ export interface Store {
   countUsers(): Promise<number>;
 
   openJournal(resourceId: string, action: JournalAction): Promise<void>;
-  /** Entries that are due, oldest first. */
+  /** Entries that are due, oldest first (read only: for status and tests). */
   dueJournal(now: Date, limit: number): Promise<JournalEntry[]>;
+  /**
+   * Takes up to `limit` due entries, oldest first, for this process to run: each is leased
+   * (not due again) until `now + leaseMs`, so that no other worker, here or in another
+   * replica, takes it meanwhile; one whose worker died becomes due when the lease runs out.
+   * Returns the entries as leased.
+   */
+  claimJournal(now: Date, limit: number, leaseMs: number): Promise<JournalEntry[]>;
+  /** Makes a leased entry due again at `notBefore` without counting an attempt (more work to do). */
+  requeueJournal(id: number, notBefore: Date): Promise<void>;
   journalFor(resourceId: string): Promise<JournalEntry[]>;
   /** Closes the entry; with `generation`, only if it was not opened again since that generation. */
   completeJournal(resourceId: string, action: JournalAction, generation?: number): Promise<void>;
@@ -130,10 +139,24 @@ export interface Store {
   journalStats(): Promise<JournalStats>;
 
   readonly groups: GroupStore;
+  /** Mutual exclusion by key among every process on this database (replicas included). */
+  readonly locks: KeyedLocks;
   /** The admin room's undelivered notices. */
   readonly notices: NoticeOutboxStore;
 
   close(): Promise<void>;
+}
+
+/**
+ * Locks by key: work on one user (or group) never interleaves with other work on it, in
+ * this process or in another replica on the same database. A lock held by a process that
+ * dies is released with it.
+ */
+export interface KeyedLocks {
+  /** Runs `work` holding the lock for `key`, after the holders before it, in arrival order here. */
+  run<T>(key: string, work: () => Promise<T>): Promise<T>;
+  /** Runs `work` holding the lock for `key` if no one holds it; undefined (nothing run) if someone does. */
+  runIfFree<T>(key: string, work: () => Promise<T>): Promise<T | undefined>;
 }
 
 // ---- Groups ----

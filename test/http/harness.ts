@@ -6,7 +6,8 @@ import { JournalWorker } from '../../src/provisioning/journal.ts';
 import { UserProvisioner, type ProvisioningSettings } from '../../src/provisioning/users.ts';
 import { createScimServer } from '../../src/scim/listener.ts';
 import { createScimApp, type ScimAppOptions } from '../../src/scim/server.ts';
-import { SqliteStore } from '../../src/store/sqlite.ts';
+import { openTestStore, type Engine } from '../support/engines.ts';
+import { type SqlStore } from '../../src/store/sqlStore.ts';
 import { InMemoryHomeserver } from './fakeHomeserver.ts';
 import { InMemoryRooms } from './fakeRooms.ts';
 
@@ -27,7 +28,7 @@ export interface Reply {
 
 export interface HttpBridge {
   base: string;
-  store: SqliteStore;
+  store: SqlStore;
   homeserver: InMemoryHomeserver;
   rooms: InMemoryRooms;
   users: UserProvisioner;
@@ -40,6 +41,9 @@ export interface HttpBridge {
   close(): Promise<void>;
 }
 
+/** The store engine of this run: MSB_TEST_ENGINE=postgres runs the HTTP tier on PostgreSQL (npm run test:postgres). */
+export const TEST_ENGINE: Engine = process.env['MSB_TEST_ENGINE'] === 'postgres' ? 'postgres' : 'sqlite';
+
 export async function startHttpBridge(
   groupSettings: Partial<GroupSettings> = {},
   userSettings: Partial<ProvisioningSettings> = {},
@@ -47,7 +51,7 @@ export async function startHttpBridge(
   /** The scope of each token (test-idp, and OTHER_TOKEN's "other-idp"); unlisted: all. */
   scopes: Record<string, TokenScope> = {},
 ): Promise<HttpBridge> {
-  const store = await SqliteStore.open(':memory:');
+  const store = await openTestStore(TEST_ENGINE);
   const homeserver = new InMemoryHomeserver();
   const rooms = new InMemoryRooms();
   const events: ProvisioningEvent[] = [];

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { ProvisioningEvent } from '../../src/provisioning/events.ts';
-import type { SqliteStore } from '../../src/store/sqlite.ts';
+import type { SqlStore } from '../../src/store/sqlStore.ts';
 import type { InMemoryHomeserver } from './fakeHomeserver.ts';
 import { Reconciler } from '../../src/provisioning/reconciler.ts';
 import { startHttpBridge, type HttpBridge, type Reply } from './harness.ts';
@@ -8,7 +8,7 @@ import { startHttpBridge, type HttpBridge, type Reply } from './harness.ts';
 /** The homeserver is shared with operators: what they do there is kept and reported. */
 describe('An operator\'s changes on the homeserver (in-memory homeserver)', () => {
   let bridge: HttpBridge;
-  let store: SqliteStore;
+  let store: SqlStore;
   let homeserver: InMemoryHomeserver;
   let events: ProvisioningEvent[];
   const BOB = '@bob:example.org';

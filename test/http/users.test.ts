@@ -2,14 +2,14 @@ import { expect } from 'chai';
 import type { ProvisioningEvent } from '../../src/matrix/adminRoom.ts';
 import type { JournalWorker } from '../../src/provisioning/journal.ts';
 import { MAX_FILTER_DEPTH, MAX_FILTER_TERMS } from '../../src/scim/filter/parse.ts';
-import type { SqliteStore } from '../../src/store/sqlite.ts';
+import type { SqlStore } from '../../src/store/sqlStore.ts';
 import type { InMemoryHomeserver } from './fakeHomeserver.ts';
 import { startHttpBridge, type HttpBridge, type Reply } from './harness.ts';
 
 describe('SCIM Users over HTTP (in-memory homeserver)', () => {
   let bridge: HttpBridge;
   let base: string;
-  let store: SqliteStore;
+  let store: SqlStore;
   let homeserver: InMemoryHomeserver;
   let journal: JournalWorker;
   let events: ProvisioningEvent[];

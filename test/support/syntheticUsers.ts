@@ -2,7 +2,8 @@
 // extension attributes, missing values), reproducible from a seed. Used by the filter
 // tests and the filter benchmark.
 import { randomUUID } from 'node:crypto';
-import { SqliteStore } from '../../src/store/sqlite.ts';
+import { openTestStore, type Engine } from './engines.ts';
+import { type SqlStore } from '../../src/store/sqlStore.ts';
 import type { UserRecord } from '../../src/store/types.ts';
 import { ENT } from './scim.ts';
 
@@ -54,8 +55,8 @@ export function makeUser(i: number, random: () => number): UserRecord {
   };
 }
 
-export async function seededStore(count: number): Promise<{ store: SqliteStore; users: UserRecord[] }> {
-  const store = await SqliteStore.open(':memory:');
+export async function seededStore(count: number, engine: Engine = 'sqlite'): Promise<{ store: SqlStore; users: UserRecord[] }> {
+  const store = await openTestStore(engine);
   const random = seededRandom(count);
   const users = Array.from({ length: count }, (_, i) => makeUser(i, random));
   for (const user of users) await store.insertUser(user, 'sync');

@@ -10,7 +10,7 @@ import {
   type ReporterOptions,
 } from '../../src/matrix/adminRoom.ts';
 import { HomeserverError } from '../../src/provisioning/ports.ts';
-import { SqliteStore } from '../../src/store/sqlite.ts';
+import { openSqliteStore } from '../../src/store/sqlite.ts';
 
 class RecordingSender {
   readonly notices: { text: string; html: string }[] = [];
@@ -504,14 +504,14 @@ describe('admin room reporter', () => {
       const file = path.join(dir, 'bridge.db');
       const homeserver = new FlakyHomeserver();
       homeserver.down = true;
-      let store = await SqliteStore.open(file);
+      let store = await openSqliteStore(file);
       const before = new AdminRoomReporter(homeserver, { ...options, burstThreshold: 20, retryDelaysMs: [], outbox: store.notices });
       before.report(created(1));
       before.report(failed(2, 'the homeserver <refused> it'));
       await before.stop();
       await store.close();
 
-      store = await SqliteStore.open(file);
+      store = await openSqliteStore(file);
       const held = await store.notices.pending(10);
       expect(held.map((h) => h.notice.text)).to.deep.equal([
         '✅ Created @user1:example.org (userName user1@example.com) (via entra)',
@@ -531,7 +531,7 @@ describe('admin room reporter', () => {
   });
 
   it('the SQLite outbox hands notices back in the order they were added, and forgets removed ones', async () => {
-    const store = await SqliteStore.open(':memory:');
+    const store = await openSqliteStore(':memory:');
     try {
       const ids = await store.notices.add(
         [

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import type { Filter } from '../../src/scim/filter/ast.ts';
 import { matchesFilter, MAX_FILTER_DEPTH, MAX_FILTER_TERMS, parseFilter, parsePatchPath } from '../../src/scim/filter/parse.ts';
 import { GROUP_RESOURCE } from '../../src/scim/schema/resources.ts';
-import type { SqliteStore } from '../../src/store/sqlite.ts';
+import type { SqlStore } from '../../src/store/sqlStore.ts';
+import { ENGINES } from '../support/engines.ts';
 import type { UserRecord } from '../../src/store/types.ts';
 import { ENT, scimError } from '../support/scim.ts';
 import { seededStore } from '../support/syntheticUsers.ts';
@@ -29,10 +30,10 @@ function nested(depth: number): string {
   return text;
 }
 
-describe('filter limits', () => {
-  let store: SqliteStore;
+for (const engine of ENGINES) describe(`filter limits (${engine})`, () => {
+  let store: SqlStore;
   let users: UserRecord[];
-  before(async () => ({ store, users } = await seededStore(300)));
+  before(async () => ({ store, users } = await seededStore(300, engine)));
   after(() => store.close());
 
   const user = (i: number): UserRecord => users[i % users.length]!;

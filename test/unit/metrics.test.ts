@@ -4,7 +4,7 @@ import { HomeserverError } from '../../src/provisioning/ports.ts';
 import { BridgeMetrics, METRIC_PREFIX, homeserverCallKind, type MetricsSources } from '../../src/metrics.ts';
 import { readinessProbe } from '../../src/metricsReadiness.ts';
 import { startMetricsListener } from '../../src/metricsServer.ts';
-import { SqliteStore } from '../../src/store/sqlite.ts';
+import { openSqliteStore } from '../../src/store/sqlite.ts';
 
 /** The value of one sample line of the exposition text, e.g. `name{a="b"} 3`. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -137,7 +137,7 @@ describe('Metrics listener', () => {
 
 describe('Store: journal statistics', () => {
   it('counts open entries by action and gives the oldest one\'s creation time', async () => {
-    const store = await SqliteStore.open(':memory:');
+    const store = await openSqliteStore(':memory:');
     try {
       expect(await store.journalStats()).to.deep.equal({ pendingByAction: {}, oldestCreated: null });
       const before = new Date().toISOString();

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { permissionWarnings, sensitiveFiles } from '../../src/config/permissions.ts';
-import { SqliteStore } from '../../src/store/sqlite.ts';
+import { openSqliteStore } from '../../src/store/sqlite.ts';
 
 const modeOf = (file: string): number => statSync(file).mode & 0o777;
 
@@ -106,7 +106,7 @@ describe('file permissions', () => {
   describe('the store', () => {
     it('creates the database and its -wal and -shm files readable by the bridge only', async () => {
       const db = path.join(dir, 'data', 'bridge.db');
-      const store = await SqliteStore.open(db);
+      const store = await openSqliteStore(db);
       try {
         await store.countUsers();
         for (const name of [db, `${db}-wal`, `${db}-shm`]) expect([name, modeOf(name)]).to.deep.equal([name, 0o600]);
@@ -117,7 +117,7 @@ describe('file permissions', () => {
 
     it('leaves the mode of an existing database alone, and keeps new -wal and -shm files private', async () => {
       const db = file('bridge.db', 0o644, '');
-      const store = await SqliteStore.open(db);
+      const store = await openSqliteStore(db);
       try {
         await store.countUsers();
         expect(modeOf(db)).to.equal(0o644);

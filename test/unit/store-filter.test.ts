@@ -1,9 +1,10 @@
 import { expect } from 'chai';
-import { SqliteStore } from '../../src/store/sqlite.ts';
+import { type SqlStore } from '../../src/store/sqlStore.ts';
 import type { UserRecord } from '../../src/store/types.ts';
 import { seededStore } from '../support/syntheticUsers.ts';
 import { matchesFilter, parseFilter } from '../../src/scim/filter/parse.ts';
 import { ENT } from '../support/scim.ts';
+import { ENGINES } from '../support/engines.ts';
 
 /**
  * The SQL translation of filters, checked against the in-memory matcher on the same
@@ -34,12 +35,12 @@ const FILTERS = [
   'userName ne "bob1@other.net"',
 ];
 
-for (const size of [10, 10_000]) {
-  describe(`filters translated to SQL pick exactly what the matcher picks, at ${size.toLocaleString('en')} users`, function () {
-    this.timeout(60_000);
-    let store: SqliteStore;
+for (const engine of ENGINES) for (const size of [10, 10_000]) {
+  describe(`filters translated to SQL (${engine}) pick exactly what the matcher picks, at ${size.toLocaleString('en')} users`, function () {
+    this.timeout(120_000);
+    let store: SqlStore;
     let users: UserRecord[];
-    before(async () => ({ store, users } = await seededStore(size)));
+    before(async () => ({ store, users } = await seededStore(size, engine)));
     after(() => store.close());
 
     for (const text of FILTERS) {

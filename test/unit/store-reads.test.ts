@@ -12,9 +12,15 @@ import {
   type Compilable,
 } from 'kysely';
 import { parseFilter } from '../../src/scim/filter/parse.ts';
-import { SqliteStore, userListQueries } from '../../src/store/sqlite.ts';
+import { openSqliteStore } from '../../src/store/sqlite.ts';
+import { type SqlStore, userListQueries } from '../../src/store/sqlStore.ts';
 import { NodeSqliteDatabase } from '../../src/store/sqliteDriver.ts';
-import { groupListQueries } from '../../src/store/sqliteGroups.ts';
+import { groupListQueries } from '../../src/store/sqlGroups.ts';
+import { groupMapping, userMapping } from '../../src/store/filterSql.ts';
+import { GROUP_RESOURCE, USER_RESOURCE } from '../../src/scim/schema/attributes.ts';
+
+const USERS = userMapping(USER_RESOURCE);
+const GROUPS = groupMapping(GROUP_RESOURCE);
 import type { Database } from '../../src/store/tables.ts';
 import type { GroupRecord } from '../../src/store/types.ts';
 import { makeUser, seededRandom } from '../support/syntheticUsers.ts';
@@ -42,7 +48,7 @@ function group(id: string, displayName: string, owner: string | null): GroupReco
 describe('user and group lists are answered from indexes', function () {
   this.timeout(30_000);
   let dir: string;
-  let store: SqliteStore;
+  let store: SqlStore;
   let explainer: DatabaseSync;
 
   /** The query plan SQLite chooses, one line per step (e.g. "SEARCH users USING INDEX …"). */
@@ -57,7 +63,7 @@ describe('user and group lists are answered from indexes', function () {
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'msb-plans-'));
     const file = path.join(dir, 'bridge.db');
-    store = await SqliteStore.open(file);
+    store = await openSqliteStore(file);
     const random = seededRandom(3);
     for (let i = 0; i < 50; i++) await store.insertUser(makeUser(i, random), 'sync');
     explainer = new DatabaseSync(file, { readOnly: true });
@@ -77,7 +83,7 @@ describe('user and group lists are answered from indexes', function () {
   ];
   for (const { name, filter, index } of userCases) {
     it(`counts and pages users with ${name} through an index, never a full scan`, () => {
-      const queries = userListQueries(compiler, { startIndex: 1, count: 100, ...(filter ? { filter: parseFilter(filter) } : {}) });
+      const queries = userListQueries(compiler, USERS, { startIndex: 1, count: 100, ...(filter ? { filter: parseFilter(filter) } : {}) });
       for (const query of [queries.count, queries.page]) {
         const steps = plan(query);
         expect(steps, steps.join(' | ')).to.not.include('SCAN users');
@@ -88,13 +94,13 @@ describe('user and group lists are answered from indexes', function () {
 
   it('walks the live listing index in the default order, deep pages included, without sorting', () => {
     for (const startIndex of [1, 90_001]) {
-      const steps = plan(userListQueries(compiler, { startIndex, count: 100 }).page);
+      const steps = plan(userListQueries(compiler, USERS, { startIndex, count: 100 }).page);
       expect(steps, steps.join(' | ')).to.deep.equal(['SCAN users USING INDEX users_live_order']);
     }
   });
 
   it('seeks to the end of the page before instead of skipping rows, when it knows where that was', () => {
-    const steps = plan(userListQueries(compiler, { startIndex: 90_001, count: 100 }, { created: '2026-03-01T00:00:00.000Z', id: 'x' }).page);
+    const steps = plan(userListQueries(compiler, USERS, { startIndex: 90_001, count: 100 }, { created: '2026-03-01T00:00:00.000Z', id: 'x' }).page);
     expect(steps).to.deep.equal(['SEARCH users USING INDEX users_live_order ((created,id)>(?,?))']);
   });
 
@@ -125,7 +131,7 @@ describe('user and group lists are answered from indexes', function () {
 
   it('counts and pages groups through an index, never a full scan', () => {
     for (const filter of [undefined, 'displayName eq "Sales"']) {
-      const queries = groupListQueries(compiler, { startIndex: 1, count: 100, ...(filter ? { filter: parseFilter(filter) } : {}) });
+      const queries = groupListQueries(compiler, GROUPS, { startIndex: 1, count: 100, ...(filter ? { filter: parseFilter(filter) } : {}) });
       for (const query of [queries.count, queries.page]) {
         const steps = plan(query);
         expect(steps, steps.join(' | ')).to.not.include('SCAN groups');

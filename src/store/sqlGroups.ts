@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { GROUP_RESOURCE } from '../scim/schema/attributes.ts';
-import { filterToSql, groupMapping, listOrder } from './filterSql.ts';
+import { filterToSql, groupMapping, listOrder, type SqlFlavor, type TableMapping } from './filterSql.ts';
 import { openJournalIn, type Database, type GroupsTable } from './tables.ts';
 import type {
   GroupApplied,
@@ -13,7 +13,6 @@ import type {
   UserState,
 } from './types.ts';
 
-const GROUPS = groupMapping(GROUP_RESOURCE);
 /**
  * Groups SCIM can see, as an SQL literal: SQLite uses the partial indexes on live groups
  * (groups_display_name_live, groups_live_order) only when a query repeats their WHERE term
@@ -63,10 +62,12 @@ function toRow(group: GroupRecord): GroupsTable {
 }
 
 /** Groups, their members and the room memberships applied for them, in SQLite. */
-export class SqliteGroupStore implements GroupStore {
+export class SqlGroupStore implements GroupStore {
   readonly #db: Kysely<Database>;
+  readonly #groups: TableMapping;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, flavor: SqlFlavor) {
+    this.#groups = groupMapping(GROUP_RESOURCE, flavor);
     this.#db = db;
   }
 
@@ -91,7 +92,7 @@ export class SqliteGroupStore implements GroupStore {
   }
 
   async list(query: GroupListQuery): Promise<{ totalResults: number; groups: GroupRecord[] }> {
-    const { count, page } = groupListQueries(this.#db, query);
+    const { count, page } = groupListQueries(this.#db, this.#groups, query);
     const total = await count.executeTakeFirstOrThrow();
     const rows = query.count > 0 ? await page.execute() : [];
     return { totalResults: Number(total.n), groups: rows.map(toRecord) };
@@ -247,12 +248,12 @@ export class SqliteGroupStore implements GroupStore {
  * term is literal (see ACTIVE), and in the default order the page walks groups_live_order.
  * Exported for the query-plan test.
  */
-export function groupListQueries(db: Kysely<Database>, query: GroupListQuery) {
+export function groupListQueries(db: Kysely<Database>, groups: TableMapping, query: GroupListQuery) {
   let base = db.selectFrom('groups').where(ACTIVE);
   if (query.owner !== undefined) base = base.where('owner', '=', query.owner);
-  if (query.filter) base = base.where(filterToSql(GROUPS, query.filter));
+  if (query.filter) base = base.where(filterToSql(groups, query.filter));
   const count = base.select((eb) => eb.fn.countAll<number>().as('n'));
   let page = base.selectAll();
-  for (const term of listOrder(GROUPS, query.sort)) page = page.orderBy(term.expr, term.direction);
+  for (const term of listOrder(groups, query.sort)) page = page.orderBy(term.expr, term.direction);
   return { count, page: page.limit(query.count).offset(Math.max(0, query.startIndex - 1)) };
 }
