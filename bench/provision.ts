@@ -28,14 +28,20 @@ type Arm = 'bridge' | 'raw';
 interface Sample {
   usersPerS: number;
   cpuMsPerUser: number;
+  /** CPU of Synapse's main (reactor) thread per created user: requests are served there. */
+  mainMsPerUser: number;
+  /** Synapse's CPU time over wall time: 1.0 is one core busy. */
+  synapseBusy: number;
+  /** Synapse's main thread CPU time over wall time. */
+  mainBusy: number;
   /** CPU of this process (the bridge and the bench's own client) per created user. */
   nodeCpuMsPerUser: number;
   callsPerCreate: number;
 }
 
 /** Synapse's CPU time so far, in seconds (utime + stime). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+function cpuSeconds(pid: number, task?: number): number {
+  const stat = readFileSync(task === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${task}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces), counted from field 3 (state).
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
@@ -133,16 +139,21 @@ try {
         const tag = `r${rep}c${concurrency}`;
         const calls0 = synapseCalls;
         const cpu0 = cpuSeconds(pid);
+        const main0 = cpuSeconds(pid, pid);
         const node0 = process.cpuUsage();
         const t0 = performance.now();
         await createAll(USERS, concurrency, (i) => arms[arm](tag, i));
         const ms = performance.now() - t0;
         const cpu = cpuSeconds(pid) - cpu0;
+        const mainCpu = cpuSeconds(pid, pid) - main0;
         const node = process.cpuUsage(node0);
         const calls = synapseCalls - calls0;
         const sample: Sample = {
           usersPerS: USERS / (ms / 1000),
           cpuMsPerUser: (cpu * 1000) / USERS,
+          mainMsPerUser: (mainCpu * 1000) / USERS,
+          synapseBusy: cpu / (ms / 1000),
+          mainBusy: mainCpu / (ms / 1000),
           nodeCpuMsPerUser: (node.user + node.system) / 1000 / USERS,
           callsPerCreate: arm === 'bridge' ? calls / USERS : 1,
         };
@@ -150,7 +161,7 @@ try {
         samples.set(key, [...(samples.get(key) ?? []), sample]);
         console.log(
           `  rep ${rep + 1} c${concurrency} ${arm.padEnd(6)} ${sample.usersPerS.toFixed(1).padStart(7)} users/s  ` +
-            `${sample.cpuMsPerUser.toFixed(2).padStart(6)} ms Synapse CPU/user  ${sample.nodeCpuMsPerUser.toFixed(2).padStart(6)} ms node CPU/user  ${sample.callsPerCreate.toFixed(2)} calls/create`,
+            `${sample.cpuMsPerUser.toFixed(2).padStart(6)} ms Synapse CPU/user (${sample.mainMsPerUser.toFixed(2)} main thread)  busy ${sample.synapseBusy.toFixed(2)}/${sample.mainBusy.toFixed(2)}  ${sample.nodeCpuMsPerUser.toFixed(2).padStart(6)} ms node CPU/user  ${sample.callsPerCreate.toFixed(2)} calls/create`,
         );
       }
     }
@@ -170,6 +181,11 @@ try {
     line('Synapse CPU ms/user, bridge', b.map((s) => s.cpuMsPerUser), 2);
     line('Synapse CPU ms/user, raw', r.map((s) => s.cpuMsPerUser), 2);
     line('Synapse CPU bridge/raw', cpuRatios, 2);
+    // Synapse serves requests under one interpreter lock (about one core): the raw arm keeps
+    // it busy, so the bridge cannot create faster than raw CPU / bridge CPU of the raw rate.
+    line('ceiling for throughput (raw/bridge CPU)', cpuRatios.map((r) => 1 / r), 2);
+    line('Synapse busy (CPU s per s), bridge', b.map((s) => s.synapseBusy), 2);
+    line('Synapse busy (CPU s per s), raw', r.map((s) => s.synapseBusy), 2);
     line('node CPU ms/user, bridge (+client)', b.map((s) => s.nodeCpuMsPerUser), 2);
     line('node CPU ms/user, raw (client)', r.map((s) => s.nodeCpuMsPerUser), 2);
     line('Synapse calls per bridge create', b.map((s) => s.callsPerCreate), 2);

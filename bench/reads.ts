@@ -1,42 +1,43 @@
 // How fast the SCIM API reads as the store grows: GET one user and a page of 100 (first
 // and deep) at 1k and 100k users, measured as interleaved runs (order rotated each
-// repetition) so that a noisy machine slows every arm alike, and the process RSS idle and
-// at peak under list load. Reads never touch the homeserver, so it is kept in memory.
+// repetition) so that a noisy machine slows every arm alike, and the RSS of the server
+// idle and at peak under list load. Each store is served by a process of its own
+// (bench/lib/readsServer.ts, started as the launcher starts the bridge) and read from /proc,
+// so the figure is a bridge's over one store, not the bench's. The 100k store is served a
+// second time with Node's defaults, to show what bin/node-flags.js saves and costs. Reads never
+// touch the homeserver, so it is kept in memory.
 // Run: npm run bench:reads   (REPS=n and SECONDS_PER_RUN=s to change the effort)
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { getHeapSpaceStatistics } from 'node:v8';
-import { groupBackend, userBackend } from '../src/provisioning/backends.ts';
-import { GroupProvisioner } from '../src/provisioning/groups.ts';
-import { UserProvisioner } from '../src/provisioning/users.ts';
-import { createScimServer } from '../src/scim/listener.ts';
-import { createScimApp } from '../src/scim/server.ts';
-import { SqliteStore } from '../src/store/sqlite.ts';
-import { InMemoryHomeserver } from '../test/http/fakeHomeserver.ts';
-import { InMemoryRooms } from '../test/http/fakeRooms.ts';
+import { openSqliteStore } from '../src/store/sqlite.ts';
 import { makeUser, seededRandom } from '../test/support/syntheticUsers.ts';
+import { describe, procMemory, resetPeak } from './lib/procMemory.ts';
+import { BENCH_TOKEN, type ServerMessage, type ServerRequest } from './lib/readsServer.ts';
 
 const SIZES = [1_000, 100_000];
 const GROUPS = 20;
-const TOKEN = 'bench-reads-token-0123456789';
+const TOKEN = BENCH_TOKEN;
 const REPS = Number(process.env['REPS'] ?? 5);
 const SECONDS_PER_RUN = Number(process.env['SECONDS_PER_RUN'] ?? 1);
 /** Requests in flight at once, as an IdP sync or a console would make them. */
 const CONCURRENCY = 4;
-const MiB = 1024 * 1024;
 
 interface Bridge {
   size: number;
+  /** The node flags its process runs with. */
+  flags: string[];
   base: string;
   ids: string[];
+  pid: number;
+  /** V8's account of the server's memory, optionally after a full GC. */
+  heap(memory: ServerRequest['memory']): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -96,7 +97,7 @@ async function seedApart(file: string, size: number): Promise<string[]> {
 
 /** The seeding process: migrates, seeds, and reports a thousand of the ids spread over the store. */
 async function serveAsSeeder(file: string, size: number): Promise<void> {
-  await (await SqliteStore.open(file)).close();
+  await (await openSqliteStore(file)).close();
   const started = performance.now();
   const ids = seed(file, size);
   console.log(`seeded ${size.toLocaleString('en')} users in ${((performance.now() - started) / 1000).toFixed(1)} s`);
@@ -105,46 +106,39 @@ async function serveAsSeeder(file: string, size: number): Promise<void> {
   process.disconnect();
 }
 
-async function startBridge(dir: string, size: number): Promise<Bridge> {
-  const file = path.join(dir, `users-${size}.db`);
-  const ids = await seedApart(file, size);
-  const store = await SqliteStore.open(file);
-  const sink = { report: () => undefined };
-  const users = new UserProvisioner(store, new InMemoryHomeserver(), sink, {
-    domain: 'example.org',
-    localpart: { stripEmailDomain: true, replacement: '_', prefix: '' },
-    protectedUsers: [],
-    adoptExistingUsers: false,
-    eraseOnDelete: false,
-    disablePolicy: 'lock',
-    operatorDisabled: 'keep',
+/**
+ * How the bridge's Node is started (bin/node-flags.js; the launcher restarts itself with
+ * them): the bench starts its server the same way. Plain JavaScript without types: its
+ * shape is given here.
+ */
+const { NODE_ENV, NODE_FLAGS } = (await import('../bin/node-flags.js' as string)) as {
+  NODE_ENV: Record<string, string>;
+  NODE_FLAGS: string[];
+};
+
+/** One measured server: a store of `size` users served by a process of its own, with `flags` and `env`. */
+async function startBridge(file: string, size: number, flags: string[], env: Record<string, string>): Promise<Bridge> {
+  const server = fork(fileURLToPath(new URL('lib/readsServer.ts', import.meta.url)), [file], {
+    execArgv: ['--disable-warning=DEP0060', '--expose-gc', ...flags],
+    env: { ...process.env, ...env },
   });
-  const groups = new GroupProvisioner(store, new InMemoryRooms(), sink, {
-    roomType: 'room',
-    onDelete: 'keep',
-    links: [],
-    batchSize: 200,
-    inactiveLeaveRooms: false,
-  }, () => undefined);
-  let base = '';
-  const app = createScimApp({
-    baseUrl: () => base,
-    tokens: [{ name: 'bench', token: TOKEN }],
-    users: userBackend(users, store),
-    groups: groupBackend(groups),
-    readiness: async () => ({ ready: true, checks: {} }),
-  });
-  const server = createScimServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/scim/v2`;
+  const [message] = (await once(server, 'message')) as [ServerMessage];
+  if (!('port' in message)) throw new Error('the bench server did not start');
+  const exited = once(server, 'exit');
   return {
     size,
-    base,
-    ids,
+    flags,
+    base: `http://127.0.0.1:${message.port}/scim/v2`,
+    ids: [],
+    pid: server.pid!,
+    heap(memory) {
+      const reply = once(server, 'message') as Promise<[ServerMessage]>;
+      server.send({ memory } satisfies ServerRequest);
+      return reply.then(([answer]) => ('heap' in answer ? answer.heap : ''));
+    },
     async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await store.close();
+      if (server.connected) server.disconnect();
+      await exited;
     },
   };
 }
@@ -202,9 +196,19 @@ function serveAsClient(): void {
 /** Requests per second the load process reached on `urls`. */
 function rate(client: ChildProcess, urls: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    client.once('message', (result: ClientResult) => ('rate' in result ? resolve(result.rate) : reject(new Error(result.error))));
+    // A run that never reports (a server or the client gone) fails the bench instead of hanging it.
+    const stalled = setTimeout(() => reject(new Error(`no result from the load process within ${SECONDS_PER_RUN + 30} s`)), (SECONDS_PER_RUN + 30) * 1000);
+    client.once('message', (result: ClientResult) => {
+      clearTimeout(stalled);
+      if ('rate' in result) resolve(result.rate);
+      else reject(new Error(result.error));
+    });
     client.send({ urls } satisfies ClientRun);
   });
+}
+
+function urlsOf(bridge: Bridge, scenario: Scenario): string[] {
+  return Array.from({ length: 1000 }, (_, n) => bridge.base + scenario.path(bridge, n));
 }
 
 function median(values: number[]): number {
@@ -213,91 +217,110 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-const collectGarbage = (globalThis as { gc?: () => void }).gc;
-
-function rssMiB(): number {
-  return process.memoryUsage.rss() / MiB;
-}
-
-/** On Linux, the RSS split into anonymous memory (heaps), mapped files and shared memory. */
-function rssKinds(): string {
-  try {
-    const status = readFileSync('/proc/self/status', 'utf8');
-    const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
-    return ` (anon ${(kib('RssAnon') / 1024).toFixed(0)}, file ${(kib('RssFile') / 1024).toFixed(0)}, shmem ${(kib('RssShmem') / 1024).toFixed(0)})`;
-  } catch {
-    return '';
-  }
-}
-
-/** RSS and what V8 holds of it, in MiB. */
-function memory(): string {
-  const { rss, heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
-  const mib = (bytes: number) => (bytes / MiB).toFixed(0);
-  const spaces = getHeapSpaceStatistics()
-    .filter((space) => space.space_size >= MiB)
-    .map((space) => `${space.space_name.replace(/_space$/, '')} ${mib(space.space_size)}`)
-    .join(', ');
-  return `RSS ${mib(rss)}${rssKinds()}, V8 heap ${mib(heapUsed)} used of ${mib(heapTotal)} (${spaces}), external ${mib(external)} (array buffers ${mib(arrayBuffers)})`;
+function megabytes(value: number | undefined): string {
+  return value === undefined ? 'n/a' : `${value.toFixed(0)} MiB`;
 }
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'msb-bench-reads-'));
   const bridges: Bridge[] = [];
   const client = fork(fileURLToPath(import.meta.url), ['--client'], { execArgv: ['--disable-warning=DEP0060'] });
+  const [small, large] = [SIZES[0]!, SIZES[SIZES.length - 1]!];
   try {
-    for (const size of SIZES) bridges.push(await startBridge(dir, size));
-    const urlsOf = (bridge: Bridge, scenario: Scenario) => Array.from({ length: 1000 }, (_, n) => bridge.base + scenario.path(bridge, n));
-    // Warm up each arm (JIT, SQLite page cache), then measure the idle process.
-    for (const bridge of bridges) {
-      for (const scenario of SCENARIOS) {
-        const response = await fetch(bridge.base + scenario.path(bridge, 0), { headers: { authorization: `Bearer ${TOKEN}` } });
-        await response.text();
-      }
+    for (const size of SIZES) {
+      const file = path.join(dir, `users-${size}.db`);
+      const ids = await seedApart(file, size);
+      bridges.push({ ...(await startBridge(file, size, NODE_FLAGS, NODE_ENV)), ids });
     }
-    collectGarbage?.();
-    await sleep(200);
-    const idle = rssMiB();
-    const idleDetail = memory();
-
+    // The same 100k users again, served with Node's defaults: what the flags cost and save.
+    // A copy, since the bridge locks its database file against a second bridge.
+    const largeFile = path.join(dir, `users-${large}.db`);
+    const defaultsFile = path.join(dir, `users-${large}-node-defaults.db`);
+    copyFileSync(largeFile, defaultsFile);
+    const largeBridge = bridges[bridges.length - 1]!;
+    const defaults = { ...(await startBridge(defaultsFile, large, [], {})), ids: largeBridge.ids };
+    bridges.push(defaults);
     const arms = bridges.flatMap((bridge) => SCENARIOS.map((scenario) => ({ bridge, scenario, urls: urlsOf(bridge, scenario) })));
-    const rates = new Map<string, number[]>(arms.map((a) => [`${a.scenario.name}@${a.bridge.size}`, []]));
-    let peak = 0;
-    let peakDetail = '';
+    const keyOf = (bridge: Bridge, scenario: Scenario) => `${scenario.name}@${bridge.size}${bridge === defaults ? ' defaults' : ''}`;
+
+    // Warm up each arm (JIT, SQLite page cache), then measure each process idle.
+    for (const { bridge, scenario } of arms) {
+      const response = await fetch(bridge.base + scenario.path(bridge, 0), { headers: { authorization: `Bearer ${TOKEN}` } });
+      await response.text();
+    }
+    const idleHeap = new Map<Bridge, string>();
+    for (const bridge of bridges) idleHeap.set(bridge, await bridge.heap('after-gc'));
+    await sleep(200);
+    const idle = new Map(bridges.map((bridge) => [bridge, procMemory(bridge.pid)]));
+
+    const rates = new Map<string, number[]>(arms.map((a) => [keyOf(a.bridge, a.scenario), []]));
+    const peaks = new Map<Bridge, { rss: number; detail: string }>();
     for (let rep = 0; rep < REPS; rep++) {
       for (let k = 0; k < arms.length; k++) {
         const { bridge, scenario, urls } = arms[(k + rep) % arms.length]!;
-        const watched = scenario.list && bridge.size === SIZES[SIZES.length - 1];
+        const watched = scenario.list && bridge.size === large;
+        // VmHWM counts every page touched in between, even between two samples; the
+        // samples add V8's view of the moment the RSS was highest.
+        const peakReset = watched && resetPeak(bridge.pid);
+        let peak = peaks.get(bridge) ?? { rss: 0, detail: '' };
+        let sampling = false;
         const sampler = watched
           ? setInterval(() => {
-              if (rssMiB() > peak) {
-                peak = rssMiB();
-                peakDetail = memory();
-              }
+              const now = procMemory(bridge.pid);
+              if (!now || now.rss <= peak.rss || sampling) return;
+              sampling = true;
+              peak = { rss: now.rss, detail: describe(now) };
+              void bridge.heap('now').then((heap) => {
+                peak.detail = `${describe(now)}, ${heap}`;
+                sampling = false;
+              });
             }, 20)
           : undefined;
         try {
-          rates.get(`${scenario.name}@${bridge.size}`)!.push(await rate(client, urls));
+          rates.get(keyOf(bridge, scenario))!.push(await rate(client, urls));
         } finally {
           clearInterval(sampler);
+        }
+        if (watched) {
+          const hwm = peakReset ? (procMemory(bridge.pid)?.hwm ?? 0) : 0;
+          if (hwm > peak.rss) peak = { rss: hwm, detail: `${peak.detail} (VmHWM ${hwm.toFixed(0)})` };
+          peaks.set(bridge, peak);
         }
       }
     }
 
-    const [small, large] = [SIZES[0]!, SIZES[SIZES.length - 1]!];
     const label = (size: number) => `${size.toLocaleString('en')} users`;
+    const rateOf = (key: string) => rates.get(key)!;
     console.log(`\nrequests/s, ${CONCURRENCY} in flight from a separate process, ${REPS} interleaved runs of ${SECONDS_PER_RUN} s each: median (min)`);
-    console.log(['scenario'.padEnd(24), label(small).padEnd(20), label(large).padEnd(20), `ratio ${large / 1000}k/${small / 1000}k (median)`].join(''));
+    const started = [...NODE_FLAGS, ...Object.entries(NODE_ENV).map(([name, value]) => `${name}=${value}`)];
+    console.log(`each store served by a process of its own, started as the launcher starts the bridge: ${started.join(' ') || 'Node defaults'}`);
+    console.log(
+      ['scenario'.padEnd(24), label(small).padEnd(20), label(large).padEnd(20), `ratio ${large / 1000}k/${small / 1000}k`.padEnd(16), `${label(large)}, node defaults`].join(''),
+    );
     for (const scenario of SCENARIOS) {
-      const at = (size: number) => rates.get(`${scenario.name}@${size}`)!;
-      const cell = (size: number) => `${median(at(size)).toFixed(0)} (${Math.min(...at(size)).toFixed(0)})`.padEnd(20);
-      console.log([scenario.name.padEnd(24), cell(small), cell(large), (median(at(large)) / median(at(small))).toFixed(2)].join(''));
+      const cell = (key: string) => `${median(rateOf(key)).toFixed(0)} (${Math.min(...rateOf(key)).toFixed(0)})`.padEnd(20);
+      const [atSmall, atLarge, atDefaults] = [bridges[0]!, largeBridge, defaults].map((bridge) => keyOf(bridge, scenario)) as [string, string, string];
+      console.log([scenario.name.padEnd(24), cell(atSmall), cell(atLarge), (median(rateOf(atLarge)) / median(rateOf(atSmall))).toFixed(2).padEnd(16), cell(atDefaults)].join(''));
     }
-    const listRatio = median(rates.get(`list 100, first page@${large}`)!) / median(rates.get(`list 100, first page@${small}`)!);
+    const firstPage = SCENARIOS.find((scenario) => scenario.name === 'list 100, first page')!;
+    const listRate = (bridge: Bridge) => median(rateOf(keyOf(bridge, firstPage)));
+    const listRatio = listRate(largeBridge) / listRate(bridges[0]!);
+    const listCost = 1 - listRate(largeBridge) / listRate(defaults);
     console.log(`\nlist of 100 at ${label(large)} / at ${label(small)}: ${listRatio.toFixed(2)} (target >= 0.80)`);
-    console.log(`bridge RSS idle, both stores seeded${collectGarbage ? ', after GC' : ' (run with --expose-gc to collect first)'}: ${idle.toFixed(0)} MiB`);
-    console.log(`bridge RSS peak under list load at ${label(large)}: ${peak.toFixed(0)} MiB (target <= 200 MiB)`);
-    console.log(`  idle: ${idleDetail}\n  peak: ${peakDetail}`);
+    console.log(
+      `list of 100 at ${label(large)}, started as the bridge / with node defaults: ${(1 - listCost).toFixed(2)} (costs ${(listCost * 100).toFixed(0)}% of the rate; noise is ±10% here)`,
+    );
+    for (const bridge of [bridges[0]!, largeBridge, defaults]) {
+      const name = `${label(bridge.size)}${bridge === defaults ? ', node defaults' : ''}`;
+      console.log(`bridge RSS idle, ${name}, after warm-up and GC: ${megabytes(idle.get(bridge)?.rss)}`);
+    }
+    console.log(`bridge RSS peak under list load at ${label(large)}: ${megabytes(peaks.get(largeBridge)?.rss)} (target <= 200 MiB)`);
+    console.log(`  (with node defaults instead: ${megabytes(peaks.get(defaults)?.rss)})`);
+    for (const bridge of [largeBridge, defaults]) {
+      const name = bridge === defaults ? 'node defaults' : 'as the bridge';
+      console.log(`  ${name}, idle: ${describe(idle.get(bridge)!)}, ${idleHeap.get(bridge)}`);
+      console.log(`  ${name}, peak: ${peaks.get(bridge)?.detail}`);
+    }
   } finally {
     client.disconnect();
     for (const bridge of bridges) await bridge.close();

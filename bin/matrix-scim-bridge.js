@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import Module from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { NODE_ENV, NODE_FLAGS } from './node-flags.js';
 
 const compiled = new URL('../dist/cli.js', import.meta.url);
 const sources = new URL('../src/cli.ts', import.meta.url);
@@ -30,6 +31,23 @@ if (!useCompiled && (!existsSync(sources) || fileURLToPath(sources).split(/[\\/]
   // Node never strips types under node_modules: an installed package must carry dist/.
   process.stderr.write('matrix-scim-bridge: this installed copy has no dist/ (it was packed without its prepack build)\n');
   process.exit(1);
+}
+
+// Heap sizes are fixed as V8 starts, malloc's arenas as the process starts: the bridge
+// starts itself over (execve: same process id, nothing left behind) with the flags and
+// environment of node-flags.js that the operator did not set (on the command line, in
+// NODE_OPTIONS or in the environment). Only as the program itself (import.meta.main), on a
+// Node with process.execve (22.15+); elsewhere it runs with Node's defaults.
+const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((arg) => arg.split('=')[0]);
+const missingFlags = NODE_FLAGS.filter((flag) => !given.includes(flag.split('=')[0]));
+const missingEnv = Object.entries(NODE_ENV).filter(([name]) => process.env[name] === undefined);
+const restart = missingFlags.length > 0 || missingEnv.length > 0;
+if (restart && import.meta.main && typeof process.execve === 'function' && process.platform !== 'win32') {
+  process.execve(
+    process.execPath,
+    [process.execPath, ...process.execArgv, ...missingFlags, ...process.argv.slice(1)],
+    { ...process.env, ...Object.fromEntries(missingEnv) },
+  );
 }
 
 // DEP0060 (util._extend) comes from a dependency of matrix-appservice-bridge at load time
