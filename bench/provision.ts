@@ -7,7 +7,8 @@
 // and Synapse's CPU time per created user for each arm, from /proc/<pid>/stat (stable where
 // wall time is not). The bridge talks to Synapse directly; its calls are counted by
 // wrapping fetch. Asserts nothing.
-// Run: npm run bench:provision   (MSB_BENCH_USERS=50 MSB_BENCH_REPS=3 for a shorter run)
+// Run: npm run bench:provision   (MSB_BENCH_USERS=50 MSB_BENCH_REPS=3 for a shorter run;
+// -- --synapse-postgres runs Synapse on a throw-away PostgreSQL, as production does)
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -17,7 +18,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { start, type BridgeHandles } from '../src/app.ts';
 import { parseConfig } from '../src/config/load.ts';
+import { parseArgs } from 'node:util';
 import { bootstrapHomeserver, type BootstrappedHomeserver } from '../scripts/lib/bootstrap.ts';
+import { startPostgres, type PostgresServer } from '../scripts/lib/postgres.ts';
+
+const { values: flags } = parseArgs({ options: { 'synapse-postgres': { type: 'boolean', default: false } } });
 
 const USERS = Number(process.env['MSB_BENCH_USERS'] ?? 200);
 const REPS = Number(process.env['MSB_BENCH_REPS'] ?? 3);
@@ -92,9 +97,18 @@ const min = (xs: number[]) => Math.min(...xs);
 const dir = await mkdtemp(join(tmpdir(), 'msb-bench-provision-'));
 let hs: BootstrappedHomeserver | undefined;
 let bridge: BridgeHandles | undefined;
+let postgres: PostgresServer | undefined;
 try {
   console.log(`starting Synapse in ${dir} …`);
-  hs = await bootstrapHomeserver({ dir, serverName: 'bench.localhost' });
+  if (flags['synapse-postgres']) {
+    postgres = await startPostgres();
+    await postgres.createDatabase('synapse');
+  }
+  hs = await bootstrapHomeserver({
+    dir,
+    serverName: 'bench.localhost',
+    ...(postgres ? { synapsePostgres: postgres.connection('synapse') } : {}),
+  });
   const synapse = hs.synapse;
   const pid = synapse.pid;
   if (pid === undefined) throw new Error('Synapse has no pid: not running');
@@ -110,7 +124,7 @@ try {
   const scimToken = hs.scimToken;
   const adminToken = hs.admin.accessToken;
   const server = synapse.serverName;
-  console.log(`Synapse ${synapse.version} (pid ${pid}); ${USERS} users per arm, ${REPS} repetitions, CLK_TCK ${CLK_TCK}`);
+  console.log(`Synapse ${synapse.version} on ${postgres ? 'PostgreSQL' : 'SQLite'} (pid ${pid}); ${USERS} users per arm, ${REPS} repetitions, CLK_TCK ${CLK_TCK}`);
 
   const arms: Record<Arm, (tag: string, i: number) => Promise<unknown>> = {
     bridge: (tag, i) =>
@@ -194,6 +208,7 @@ try {
 } finally {
   await bridge?.stop().catch((e: unknown) => console.error('stopping the bridge:', e));
   await hs?.synapse.stop().catch((e: unknown) => console.error('stopping Synapse:', e));
+  await postgres?.stop();
   if (process.env['MSB_BENCH_KEEP']) console.log(`kept ${dir}`);
   else await rm(dir, { recursive: true, force: true });
 }
