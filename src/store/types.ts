@@ -120,7 +120,7 @@ export interface Store {
   countUsers(): Promise<number>;
 
   openJournal(resourceId: string, action: JournalAction): Promise<void>;
-  /** Entries that are due, oldest first (read only: for status and tests). */
+  /** Entries that are due, oldest first, without taking them (tests look with it; workers claim). */
   dueJournal(now: Date, limit: number): Promise<JournalEntry[]>;
   /**
    * Takes up to `limit` due entries, oldest first, for this process to run: each is leased
