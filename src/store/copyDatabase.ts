@@ -83,7 +83,9 @@ const TABLES: readonly TableCopy[] = [
   table('room_members', { group_id: true, room_id: true, matrix_id: true, state: true }, ['group_id', 'room_id', 'matrix_id']),
   table(
     'journal',
-    { id: true, resource_id: true, action: true, attempts: true, not_before: true, last_error: true, created: true, generation: true },
+    // claimed_by names a process of the old database: none lives on the new one, so
+    // whatever it held is taken over at once by the first replica's worker.
+    { id: true, resource_id: true, action: true, attempts: true, not_before: true, last_error: true, created: true, generation: true, claimed_by: true },
     ['id'],
     true,
   ),

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { POSTGRES_FLAVOR } from './filterSql.ts';
-import { PostgresLocks } from './postgresLocks.ts';
+import { PostgresLocks, ReplicaLock } from './postgresLocks.ts';
 import { SqlStore } from './sqlStore.ts';
 import type { Database } from './tables.ts';
 
@@ -62,11 +62,23 @@ export async function openPostgresStore(options: PostgresOptions): Promise<SqlSt
     await lockPool.end();
     throw new Error(`cannot connect to ${describePostgresUrl(options.url)}: ${(error as Error).message}`);
   }
+  const replica = new ReplicaLock(() => new pg.Client({ connectionString: options.url, ssl: sslOption(options.ssl) }));
+  try {
+    await replica.hold();
+  } catch (error) {
+    await db.destroy();
+    await lockPool.end();
+    throw new Error(`cannot take this replica's lock on ${describePostgresUrl(options.url)}: ${(error as Error).message}`);
+  }
   return SqlStore.open(db, {
     flavor: POSTGRES_FLAVOR,
     soleWriter: false,
     describe: describePostgresUrl(options.url),
     locks: new PostgresLocks(lockPool),
-    onClose: () => lockPool.end(),
+    replica,
+    onClose: async () => {
+      await lockPool.end();
+      await replica.release();
+    },
   });
 }

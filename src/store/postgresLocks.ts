@@ -1,6 +1,11 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import type pg from 'pg';
+import { logger } from '../log.ts';
 import { KeyedSerializer } from './locks.ts';
 import type { KeyedLocks } from './types.ts';
+
+const log = logger('Store');
 
 /**
  * Locks shared by every replica on one PostgreSQL database: session advisory locks, one
@@ -60,5 +65,52 @@ export class PostgresLocks implements KeyedLocks {
     } finally {
       client.release(broken);
     }
+  }
+}
+
+const REPLICA_LOCK = (id: string) => `matrix-scim-bridge:replica:${id}`;
+
+/**
+ * This process as a replica: a session lock on its id, held on a connection of its own for
+ * as long as the process runs. Another replica tells whether the holder of a journal lease
+ * still lives by looking for that lock in pg_locks: the server drops it the moment the
+ * process dies (its connections close), so its work is taken over at once, not when the
+ * lease runs out. If the connection breaks while the process lives, it is made again and
+ * the lock taken again; in between, others may take over this process's leases, and the
+ * per-user locks and the journal's generation check keep the work from being done twice.
+ */
+export class ReplicaLock {
+  readonly id = randomUUID();
+  readonly #connect: () => pg.Client;
+  #client: pg.Client | undefined;
+  #closed = false;
+
+  constructor(connect: () => pg.Client) {
+    this.#connect = connect;
+  }
+
+  async hold(): Promise<void> {
+    const client = this.#connect();
+    client.on('error', (error) => {
+      if (this.#closed) return;
+      log.warn(`the replica lock's connection failed (${error.message}); taking it again`);
+      setTimeout(() => void this.hold().catch((e: unknown) => log.error('could not take the replica lock again', e)), 1_000).unref();
+    });
+    await client.connect();
+    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [REPLICA_LOCK(this.id)]);
+    this.#client = client;
+  }
+
+  /** True while the replica named by `claimant` (a column or value) holds its lock. */
+  alive(claimant: RawBuilder<unknown>): RawBuilder<SqlBool> {
+    return sql<SqlBool>`EXISTS (SELECT 1 FROM pg_locks AS l, (SELECT hashtextextended(${'matrix-scim-bridge:replica:'}::text || ${claimant}, 0) AS h) AS k
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND l.classid = ((k.h >> 32) & 4294967295)::oid AND l.objid = (k.h & 4294967295)::oid)`;
+  }
+
+  async release(): Promise<void> {
+    this.#closed = true;
+    await this.#client?.end().catch(() => undefined);
   }
 }

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable, type SqlBool } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Selectable, type SqlBool } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { migrations, openJournalIn, type Database, type JournalTable, type UsersTable } from './tables.ts';
 import { filterToSql, listOrder, userMapping, type SqlFlavor, type TableMapping } from './filterSql.ts';
@@ -109,6 +109,16 @@ class ListMemo {
   }
 }
 
+/**
+ * Who holds a journal lease. `alive` is a condition, true while the process that holds the
+ * lease named by the given column still runs: on SQLite (one process) only this process
+ * does; on PostgreSQL, a process that holds its replica lock (postgresLocks.ts).
+ */
+export interface ReplicaIdentity {
+  id: string;
+  alive(claimant: RawBuilder<unknown>): RawBuilder<SqlBool>;
+}
+
 export interface SqlStoreOptions {
   flavor: SqlFlavor;
   /**
@@ -120,6 +130,8 @@ export interface SqlStoreOptions {
   /** Names the database in errors, without secrets. */
   describe: string;
   locks: KeyedLocks;
+  /** This process, as it holds journal leases, and how the database tells whether a holder still lives. */
+  replica: ReplicaIdentity;
   /** Called by close() after the database is closed (e.g. to end the locks' connections). */
   onClose?: () => Promise<void>;
 }
@@ -134,6 +146,7 @@ export class SqlStore implements Store {
   readonly #lists: ListMemo | undefined;
   readonly #users: TableMapping;
   readonly #onClose: (() => Promise<void>) | undefined;
+  readonly #replica: ReplicaIdentity;
   readonly engine: SqlFlavor['engine'];
   readonly locks: KeyedLocks;
   readonly groups: SqlGroupStore;
@@ -145,6 +158,7 @@ export class SqlStore implements Store {
     this.#users = userMapping(USER_RESOURCE, options.flavor);
     this.engine = options.flavor.engine;
     this.locks = options.locks;
+    this.#replica = options.replica;
     this.#onClose = options.onClose;
     this.groups = new SqlGroupStore(db, options.flavor);
     this.notices = new SqlNoticeOutbox(db);
@@ -234,7 +248,7 @@ export class SqlStore implements Store {
     try {
       await this.#db.transaction().execute(async (trx) => {
         await trx.insertInto('users').values(toRow(user)).execute();
-        await openJournalIn(trx, user.id, action);
+        await openJournalIn(trx, user.id, action, this.#replica.id);
       });
     } finally {
       this.#lists?.changed();
@@ -252,7 +266,7 @@ export class SqlStore implements Store {
           .where('version', '=', expectedVersion)
           .executeTakeFirst();
         if (Number(result.numUpdatedRows) !== 1) return false;
-        if (action) await openJournalIn(trx, user.id, action);
+        if (action) await openJournalIn(trx, user.id, action, this.#replica.id);
         return true;
       });
     } finally {
@@ -282,7 +296,7 @@ export class SqlStore implements Store {
   }
 
   async openJournal(resourceId: string, action: JournalAction): Promise<void> {
-    await openJournalIn(this.#db, resourceId, action);
+    await openJournalIn(this.#db, resourceId, action, this.#replica.id);
   }
 
   async dueJournal(now: Date, limit: number): Promise<JournalEntry[]> {
@@ -299,21 +313,29 @@ export class SqlStore implements Store {
 
   async claimJournal(now: Date, limit: number, leaseMs: number): Promise<JournalEntry[]> {
     const leasedUntil = new Date(now.getTime() + leaseMs).toISOString();
+    const me = this.#replica.id;
+    // Due, or leased by a process that is gone (it died mid-entry): taken over at once.
+    const orphaned = sql<SqlBool>`(journal.claimed_by IS NOT NULL AND journal.claimed_by <> ${me} AND NOT ${this.#replica.alive(sql.ref('journal.claimed_by'))})`;
     let due = this.#db
       .selectFrom('journal')
       .select('id')
-      .where('not_before', '<=', now.toISOString())
+      .where((eb) => eb.or([eb('not_before', '<=', now.toISOString()), orphaned]))
       .orderBy('not_before')
       .orderBy('id')
       .limit(limit);
     // Replicas claiming at once pass over each other's rows instead of waiting for them.
     if (this.engine === 'postgres') due = due.forUpdate().skipLocked();
-    const rows = await this.#db.updateTable('journal').set({ not_before: leasedUntil }).where('id', 'in', due).returningAll().execute();
+    const rows = await this.#db
+      .updateTable('journal')
+      .set({ not_before: leasedUntil, claimed_by: me })
+      .where('id', 'in', due)
+      .returningAll()
+      .execute();
     return rows.map(toJournalEntry).sort((a, b) => a.id - b.id);
   }
 
   async requeueJournal(id: number, notBefore: Date): Promise<void> {
-    await this.#db.updateTable('journal').set({ not_before: notBefore.toISOString() }).where('id', '=', id).execute();
+    await this.#db.updateTable('journal').set({ not_before: notBefore.toISOString(), claimed_by: null }).where('id', '=', id).execute();
   }
 
   async journalFor(resourceId: string): Promise<JournalEntry[]> {
@@ -330,7 +352,7 @@ export class SqlStore implements Store {
   async deferJournal(id: number, error: string, notBefore: Date): Promise<void> {
     await this.#db
       .updateTable('journal')
-      .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: error, not_before: notBefore.toISOString() }))
+      .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: error, not_before: notBefore.toISOString(), claimed_by: null }))
       .where('id', '=', id)
       .execute();
   }

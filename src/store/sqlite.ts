@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, SqliteDialect } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import { Kysely, SqliteDialect, sql, type RawBuilder, type SqlBool } from 'kysely';
 import { SQLITE_FLAVOR } from './filterSql.ts';
 import { LocalLocks } from './locks.ts';
 import { SqlStore } from './sqlStore.ts';
@@ -14,5 +15,8 @@ import type { Database } from './tables.ts';
 export async function openSqliteStore(file: string): Promise<SqlStore> {
   if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new NodeSqliteDatabase(file) }) });
-  return SqlStore.open(db, { flavor: SQLITE_FLAVOR, soleWriter: true, describe: file, locks: new LocalLocks() });
+  // The only process on this file: a lease held by anyone else was held by an earlier run.
+  const id = randomUUID();
+  const replica = { id, alive: (claimant: RawBuilder<unknown>) => sql<SqlBool>`${claimant} = ${id}` };
+  return SqlStore.open(db, { flavor: SQLITE_FLAVOR, soleWriter: true, describe: file, locks: new LocalLocks(), replica });
 }

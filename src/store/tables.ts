@@ -33,6 +33,11 @@ export interface JournalTable {
   created: string;
   /** Bumped each time the entry is opened again, so that a worker finishing older work does not close it. */
   generation: Generated<number>;
+  /**
+   * The process whose lease holds the entry (a request applying it, or a worker running it):
+   * when that process is gone, the entry is taken over at once, lease or not.
+   */
+  claimed_by: string | null;
 }
 
 export interface GroupsTable {
@@ -209,6 +214,12 @@ export function migrations(engine: 'sqlite' | 'postgres'): Record<string, Migrat
       await sql`CREATE INDEX groups_live_order ON groups (created, id) WHERE state = 'active'`.execute(db);
     },
   },
+  '0007_journal_claimed_by': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Which process holds an entry's lease, so that a dead process's work is taken over at once.
+      await db.schema.alterTable('journal').addColumn('claimed_by', text).execute();
+    },
+  },
   };
 }
 
@@ -229,22 +240,27 @@ const REQUEST_APPLIED: ReadonlySet<JournalAction> = new Set<JournalAction>(['syn
 
 /**
  * Opens (or reopens, bumping the generation) a journal entry. It is due at once unless the
- * action is one a request applies itself, which gets a lease of `leaseMs` first.
+ * action is one a request applies itself, which gets a lease of `leaseMs` first, held by
+ * `claimant` (this process: see Store.claimJournal).
  */
 export async function openJournalIn(
   db: Kysely<Database>,
   resourceId: string,
   action: JournalAction,
+  claimant: string | null = null,
   leaseMs: number = REQUEST_APPLIED.has(action) ? REQUEST_LEASE_MS : 0,
 ): Promise<void> {
   const now = new Date();
   const created = now.toISOString();
   const notBefore = new Date(now.getTime() + leaseMs).toISOString();
+  const claimedBy = leaseMs > 0 ? claimant : null;
   await db
     .insertInto('journal')
-    .values({ resource_id: resourceId, action, attempts: 0, not_before: notBefore, last_error: null, created })
+    .values({ resource_id: resourceId, action, attempts: 0, not_before: notBefore, last_error: null, created, claimed_by: claimedBy })
     .onConflict((oc) =>
-      oc.columns(['resource_id', 'action']).doUpdateSet((eb) => ({ not_before: notBefore, generation: eb('journal.generation', '+', 1) })),
+      oc
+        .columns(['resource_id', 'action'])
+        .doUpdateSet((eb) => ({ not_before: notBefore, claimed_by: claimedBy, generation: eb('journal.generation', '+', 1) })),
     )
     .execute();
 }

@@ -11,7 +11,7 @@ import { startPostgres, type PostgresServer } from '../../scripts/lib/postgres.t
 import { freePort } from '../../scripts/lib/synapse.ts';
 import { adminRoomAlias } from '../../scripts/lib/bootstrap.ts';
 import { homeserver, SERVER_NAME, workFile } from './fixture.ts';
-import { AdminApi, ScimClient, roomNotices, threepidsOf, waitFor, type HttpResult } from './helpers.ts';
+import { AdminApi, ScimClient, membershipCounts, roomMembers, roomNotices, roomsNamed, roomTimeline, threepidsOf, waitFor, type HttpResult } from './helpers.ts';
 
 const BIN = new URL('../../bin/matrix-scim-bridge.js', import.meta.url).pathname;
 const USER_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:User';
@@ -64,21 +64,18 @@ describe('Two bridge replicas on one PostgreSQL database', function () {
       `replica ${name} to start`,
     );
     const url = /SCIM API listening at (\S+);/.exec(listening)?.[1] ?? '';
-    const replica = { name, child, scim: new ScimClient(url, hs.scimToken), output };
-    replicas.push(replica);
-    return replica;
+    return { name, child, scim: new ScimClient(url, hs.scimToken), output };
   }
 
   before(async function () {
     const hs = homeserver();
     admin = new AdminApi(hs.synapse.url, hs.admin.accessToken);
     postgres = await startPostgres();
-    const urlFile = workFile('replicas-database-url');
-    writeFileSync(urlFile, `${await postgres.createDatabase('bridge')}\n`, { mode: 0o600 });
+    writeFileSync(urlFile(), `${await postgres.createDatabase('bridge')}\n`, { mode: 0o600 });
     // The first replica listens where the registration says (the homeserver pushes there);
     // the second on a port of its own, as a replica on another host behind a balancer would.
-    await startReplica('a', urlFile, hs.appservicePort);
-    await startReplica('b', urlFile, await freePort());
+    replicas.push(await startReplica('a', urlFile(), hs.appservicePort));
+    replicas.push(await startReplica('b', urlFile(), await freePort()));
   });
 
   after(async function () {
@@ -91,6 +88,7 @@ describe('Two bridge replicas on one PostgreSQL database', function () {
     await postgres?.stop();
   });
 
+  const urlFile = () => workFile('replicas-database-url');
   const [a, b] = [() => replicas[0]!, () => replicas[1]!];
 
   it('answers any request on either replica: a user created on one is read, patched and listed on the other', async () => {
@@ -187,6 +185,31 @@ describe('Two bridge replicas on one PostgreSQL database', function () {
     }
     const twice = [...mentions].filter(([, n]) => n > 1).map(([name, n]) => `${name} ×${n}`);
     expect(twice, notices.map((n) => n.body).join('\n---\n').slice(0, 4000)).to.deep.equal([]);
+  });
+
+  it('finishes the rooms of a 200-member group on one replica when the replica applying it is killed', async () => {
+    // A new process b (the one before was killed above).
+    replicas[1] = await startReplica('b2', urlFile(), await freePort());
+    const ids = (await a().scim.get(`/Users?count=200&filter=${encodeURIComponent('userName sw "burst."')}`)).body['Resources'] as { id: string; userName: string }[];
+    expect(ids).to.have.length(200);
+    const created = await b().scim.post('/Groups', {
+      schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'],
+      displayName: 'Replica Takeover',
+      members: ids.map((u) => ({ value: u.id })),
+    });
+    expect(created.status, created.text).to.equal(201);
+    const roomId = await waitFor(async () => (await roomsNamed(admin, 'Replica Takeover'))[0]?.['room_id'] as string | undefined, 60_000, 'the group room');
+    const joined = async () => (await roomMembers(admin, roomId)).filter((m) => m.startsWith('@burst.')).length;
+    // Killed while it applies the group: some members joined, not all.
+    const before = await waitFor(async () => ((await joined()) >= 20 ? joined() : undefined), 120_000, 'replica b to join some members');
+    b().child.kill('SIGKILL');
+    expect(before, 'killed mid-way').to.be.lessThan(200);
+    // Replica a takes the group over (its worker runs every 5 s; the lease of b does not hold it back).
+    await waitFor(async () => ((await joined()) === 200 ? true : undefined), 120_000, 'replica a to join every member');
+    const counts = membershipCounts(await roomTimeline(admin, roomId));
+    const twice = [...counts].filter(([user, c]) => user.startsWith('@burst.') && (c['join'] ?? 0) !== 1).map(([user, c]) => `${user} ${JSON.stringify(c)}`);
+    expect(twice, 'each member joined exactly once').to.deep.equal([]);
+    console.log(`    replica b2 SIGKILLed after ${before} of 200 joins; replica a joined the rest`);
   });
 });
 
