@@ -89,7 +89,8 @@ const TABLES: readonly TableCopy[] = [
     ['id'],
     true,
   ),
-  table('notice_outbox', { id: true, text: true, html: true, held_at: true }, ['id'], true),
+  // held_by, as claimed_by above: the old processes are gone, the first replica takes them.
+  table('notice_outbox', { id: true, text: true, html: true, held_at: true, held_by: true }, ['id'], true),
 ];
 
 /** Rows read and written per statement: 16 columns × 1,000 stays far below PostgreSQL's 65,535 parameters. */

@@ -161,7 +161,7 @@ export class SqlStore implements Store {
     this.#replica = options.replica;
     this.#onClose = options.onClose;
     this.groups = new SqlGroupStore(db, options.flavor);
-    this.notices = new SqlNoticeOutbox(db);
+    this.notices = new SqlNoticeOutbox(db, options.replica, options.flavor.engine === 'postgres');
   }
 
   /** Brings the schema up to date (several replicas starting at once take turns) and opens the store. */

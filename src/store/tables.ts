@@ -74,6 +74,8 @@ export interface NoticeOutboxTable {
   html: string;
   /** ISO 8601: when the notice was put here. */
   held_at: string;
+  /** The process holding the notice to post it (see ReplicaIdentity); null: any. */
+  held_by: string | null;
 }
 
 export interface Database {
@@ -218,6 +220,13 @@ export function migrations(engine: 'sqlite' | 'postgres'): Record<string, Migrat
     async up(db: Kysely<unknown>): Promise<void> {
       // Which process holds an entry's lease, so that a dead process's work is taken over at once.
       await db.schema.alterTable('journal').addColumn('claimed_by', text).execute();
+    },
+  },
+  '0008_notice_outbox_held_by': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Which process holds each held notice: a starting replica takes over only those of
+      // processes that are gone, so that no notice is posted twice.
+      await db.schema.alterTable('notice_outbox').addColumn('held_by', text).execute();
     },
   },
   };

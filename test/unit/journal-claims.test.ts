@@ -68,6 +68,21 @@ describe('Journal claims', () => {
       expect((await b.claimJournal(new Date(Date.now() + 61_000), 10, LEASE_MS)).map((e) => e.resourceId)).to.deep.equal(['group-2']);
     });
 
+    it('posts held admin-room notices once: a live replica keeps its own, a dead one\'s are taken over by one replica', async () => {
+      await a.notices.add([{ text: 'one', html: 'one' }, { text: 'two', html: 'two' }], new Date().toISOString());
+      expect((await a.notices.pending(10)).map((n) => n.notice.text)).to.deep.equal(['one', 'two']);
+      expect(await b.notices.pending(10), 'a lives and holds them').to.deep.equal([]);
+      await a.close();
+      const c = await open();
+      try {
+        const [fromB, fromC] = await Promise.all([b.notices.pending(10), c.notices.pending(10)]);
+        expect([...fromB, ...fromC].map((n) => n.notice.text).sort()).to.deep.equal(['one', 'two']);
+        expect(fromB.length === 0 || fromC.length === 0, 'taken over by one replica, not both').to.equal(true);
+      } finally {
+        await c.close();
+      }
+    });
+
     it('lets one replica at a time hold a key, and frees it when the holder is done', async () => {
       let release!: () => void;
       const holding = a.locks.run('user:x', () => new Promise<void>((resolve) => (release = resolve)));
