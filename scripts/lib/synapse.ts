@@ -20,6 +20,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import yaml from 'js-yaml';
+import pg from 'pg';
 
 export const SYNAPSE_VERSION = '1.163.2';
 /** Synapse's PostgreSQL driver, as a wheel (no compiler or libpq headers needed). */
@@ -289,6 +290,7 @@ export class Synapse {
   readonly #python: string;
   readonly #sharedSecret: string;
   readonly #startTimeoutMs: number;
+  readonly #postgres: SynapsePostgres | undefined;
   readonly #log: Log;
   #child: ChildProcess | undefined;
   #exited: Promise<void> | undefined;
@@ -304,6 +306,7 @@ export class Synapse {
     this.paths = paths;
     this.#sharedSecret = secret;
     this.#startTimeoutMs = opts.startTimeoutMs ?? (opts.postgres ? 300_000 : 120_000);
+    this.#postgres = opts.postgres;
     this.#log = opts.log ?? quiet;
   }
 
@@ -358,6 +361,8 @@ export class Synapse {
         },
       ],
       database: databaseConfig(paths, opts.postgres),
+      // A new PostgreSQL database's background updates run flat out (start() waits for them).
+      ...(opts.postgres ? { background_updates: { sleep_enabled: false } } : {}),
       log_config: logConfigPath,
       media_store_path: join(dir, 'media_store'),
       signing_key_path: paths.signingKey,
@@ -428,7 +433,36 @@ export class Synapse {
     const res = await fetch(`${this.url}/_synapse/admin/v1/server_version`);
     const body = (await res.json()) as { server_version?: unknown };
     if (typeof body.server_version === 'string') this.#reportedVersion = body.server_version;
+    if (this.#postgres) await this.#backgroundUpdatesDone(this.#postgres, deadline);
     this.#log(`Synapse ${this.version} up at ${this.url} in ${Date.now() - started} ms`);
+  }
+
+  /**
+   * A new PostgreSQL database gets part of its schema from background updates that run
+   * after Synapse answers (on SQLite the template database has them done): some unique
+   * indexes among them, without which some writes fail (reactivating an account upserts
+   * into profiles ON CONFLICT (full_user_id): a 500 until its index exists). Waits for the
+   * background_updates table to empty, as a long-running homeserver's would be.
+   */
+  async #backgroundUpdatesDone(postgres: SynapsePostgres, deadline: number): Promise<void> {
+    const client = new pg.Client({
+      host: postgres.host,
+      port: postgres.port,
+      user: postgres.user,
+      ...(postgres.password !== undefined ? { password: postgres.password } : {}),
+      database: postgres.database,
+    });
+    await client.connect();
+    try {
+      for (;;) {
+        const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM background_updates');
+        if (Number(rows[0]?.n) === 0) return;
+        if (Date.now() > deadline) throw new Error(`Synapse's background updates were not done within ${this.#startTimeoutMs} ms (${rows[0]?.n} left)`);
+        await new Promise((ok) => setTimeout(ok, 200));
+      }
+    } finally {
+      await client.end();
+    }
   }
 
   /** SIGTERM, then SIGKILL if the process has not exited after `timeoutMs`. */

@@ -4,7 +4,8 @@
 // startBridge(), on its own SQLite database, against that homeserver.
 //
 // MSB_E2E_KEEP=1 keeps the working directory (Synapse's config, logs and database, the
-// bridges' databases) for a look after the run.
+// bridges' databases) for a look after the run. MSB_E2E_SYNAPSE_DB=postgres runs Synapse
+// on a throw-away PostgreSQL, as production homeservers run (npm run test:e2e:synapse-postgres).
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,11 +13,13 @@ import { join } from 'node:path';
 import { start, type BridgeHandles } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { bootstrapHomeserver, type BootstrappedHomeserver } from '../../scripts/lib/bootstrap.ts';
+import { startPostgres, type PostgresServer } from '../../scripts/lib/postgres.ts';
 
 export const SERVER_NAME = 'e2e.localhost';
 
 let current: BootstrappedHomeserver | undefined;
 let workDir: string | undefined;
+let synapseDatabase: PostgresServer | undefined;
 
 /** The homeserver of this run (only inside tests and hooks). */
 export function homeserver(): BootstrappedHomeserver {
@@ -27,14 +30,25 @@ export function homeserver(): BootstrappedHomeserver {
 before(async function () {
   this.timeout(300_000);
   workDir = await mkdtemp(join(tmpdir(), 'msb-e2e-'));
-  current = await bootstrapHomeserver({ dir: workDir, serverName: SERVER_NAME });
-  console.log(`  Synapse ${current.synapse.version} at ${current.synapse.url} (files in ${workDir})`);
+  if (process.env['MSB_E2E_SYNAPSE_DB'] === 'postgres') {
+    synapseDatabase = await startPostgres();
+    await synapseDatabase.createDatabase('synapse');
+  }
+  current = await bootstrapHomeserver({
+    dir: workDir,
+    serverName: SERVER_NAME,
+    ...(synapseDatabase ? { synapsePostgres: synapseDatabase.connection('synapse') } : {}),
+  });
+  const on = synapseDatabase ? 'PostgreSQL' : 'SQLite';
+  console.log(`  Synapse ${current.synapse.version} on ${on} at ${current.synapse.url} (files in ${workDir})`);
 });
 
 after(async function () {
   this.timeout(60_000);
   await current?.synapse.stop();
   current = undefined;
+  await synapseDatabase?.stop();
+  synapseDatabase = undefined;
   if (!workDir) return;
   if (process.env['MSB_E2E_KEEP']) console.log(`  kept the e2e files in ${workDir}`);
   else await rm(workDir, { recursive: true, force: true });
