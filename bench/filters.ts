@@ -25,6 +25,8 @@ const FILTERS: Record<string, string> = {
   'userName eq': 'userName eq "{userName}"',
   'externalId eq': 'externalId eq "EXT-7"',
   'userName sw': 'userName sw "bonnie12"',
+  // The same single user at both sizes: the index seek alone, whatever the result size.
+  'userName sw (1)': 'userName sw "{userName}"',
   'userName co': 'userName co "nnie12"',
   'emails[...] or sw': 'emails[type eq "work" and value co "example.org"] or userName sw "bo"',
 };
