@@ -18,8 +18,12 @@ export type ScopeOf = (source: string) => TokenScope;
 
 const everything: ScopeOf = () => 'all';
 
-function requestContext(ctx: { source: string }, scopeOf: ScopeOf): RequestContext {
-  return scopeOf(ctx.source) === 'own' ? { source: ctx.source, ownOnly: true } : { source: ctx.source };
+function requestContext(ctx: { source: string; answered?: Promise<boolean> }, scopeOf: ScopeOf): RequestContext {
+  return {
+    source: ctx.source,
+    ...(scopeOf(ctx.source) === 'own' ? { ownOnly: true } : {}),
+    ...(ctx.answered ? { answered: ctx.answered } : {}),
+  };
 }
 
 /** Refuses a resource another token created, as if it did not exist. */

@@ -39,7 +39,15 @@ export interface RequestContext {
   source: string;
   /** The token sees only the users and groups it created (scim.tokens[].scope: own). */
   ownOnly?: boolean;
+  /**
+   * Settles once the answer to this request has been handed to its connection (true), or
+   * the connection closed before it (false). Absent: there is no answer to wait for.
+   */
+  answered?: Promise<boolean>;
 }
+
+/** How long a create keeps its user's lock waiting for its answer to go out (the request timeout). */
+const ANSWER_WAIT_MS = 30_000;
 
 /** How a sync is asked for: what the request changed, and what is known already. */
 interface SyncOptions {
@@ -117,7 +125,7 @@ export class UserProvisioner {
       const matrixId = `@${localpart}:${this.#settings.domain}`;
       this.#checks.checkMatrixId(matrixId);
       this.#checks.checkProtected(matrixId);
-      return this.#serial.run(matrixId, async () => {
+      return this.#runAnswered(matrixId, ctx, (done) => this.#acknowledge(done), async () => {
         const resumable = await this.#checks.resumableCreate(userName, matrixId, doc);
         const current = await this.#checks.checkHomeserverForCreate(matrixId, doc, resumable !== undefined);
         const now = new Date().toISOString();
@@ -152,7 +160,7 @@ export class UserProvisioner {
           // The IdP never heard of this user: a value the homeserver refuses leaves no trace.
           ...(resumable ? {} : { undo: () => this.#store.removeUser(record.id) }),
         });
-        return this.#acknowledge(done);
+        return done;
       });
     });
   }
@@ -443,6 +451,44 @@ export class UserProvisioner {
       }
       throw error;
     }
+  }
+
+  /**
+   * Runs `work` holding the user's lock, then `told` once the IdP has its answer. With an
+   * HTTP answer to wait for, work's result is given back at once (to be answered), and the
+   * lock is kept until the answer has gone out or the connection closed: a POST retried
+   * after a lost answer waits here, then finds the user not yet told, and resumes it.
+   */
+  #runAnswered<T>(key: string, ctx: RequestContext, told: (result: T) => Promise<unknown>, work: () => Promise<T>): Promise<T> {
+    const answered = ctx.answered;
+    if (!answered) {
+      return this.#serial.run(key, async () => {
+        const result = await work();
+        await told(result);
+        return result;
+      });
+    }
+    let deliver!: (result: T) => void;
+    let given = false;
+    const delivered = new Promise<T>((resolve) => (deliver = resolve));
+    const held = this.#serial.run(key, async () => {
+      const result = await work();
+      given = true;
+      deliver(result);
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ANSWER_WAIT_MS)));
+      try {
+        if (await Promise.race([answered, gaveUp])) await told(result);
+      } finally {
+        clearTimeout(timer);
+      }
+      return result;
+    });
+    // Past delivery, a failure to record it is logged: the answer has gone out already.
+    held.catch((error: unknown) => {
+      if (given) log.warn(`could not record that the IdP was answered about ${key}: ${(error as Error).message}`);
+    });
+    return Promise.race([delivered, held]);
   }
 
   async #acknowledge(record: UserRecord): Promise<UserRecord> {

@@ -26,7 +26,8 @@ export interface UserResourceRecord {
 export interface UserBackend {
   get(id: string, ctx: { source: string }): Promise<UserResourceRecord>;
   list(query: Omit<SearchRequest, 'projection'>, ctx: { source: string }): Promise<{ totalResults: number; users: UserResourceRecord[] }>;
-  create(input: Record<string, unknown>, ctx: { source: string }): Promise<UserResourceRecord>;
+  /** `answered`: settles when the answer has gone out (true) or the connection closed first (false). */
+  create(input: Record<string, unknown>, ctx: { source: string; answered?: Promise<boolean> }): Promise<UserResourceRecord>;
   replace(id: string, input: Record<string, unknown>, ctx: { source: string }, ifMatch?: string): Promise<UserResourceRecord>;
   patch(id: string, body: unknown, ctx: { source: string }, ifMatch?: string): Promise<UserResourceRecord>;
   delete(id: string, ctx: { source: string }, ifMatch?: string): Promise<void>;
@@ -41,6 +42,15 @@ export interface ScimRouterOptions {
 }
 
 export const SCIM_BASE_PATH = '/scim/v2';
+
+/** Settles when the response has been handed to the connection (true) or the connection closed first (false). */
+function answerSent(ctx: Context): Promise<boolean> {
+  const res = ctx.res;
+  return new Promise((resolve) => {
+    res.once('finish', () => resolve(true));
+    res.once('close', () => resolve(res.writableFinished));
+  });
+}
 
 const etag = (version: number) => `W/"${version}"`;
 
@@ -164,7 +174,8 @@ export function scimRouter(options: ScimRouterOptions): Router {
   addGroupRoutes(router, options.groups, base);
   router.post('/Users', async (ctx) => {
     const input = normalizeUserInput(await readJsonObject(ctx));
-    const record = await users.create(input, source(ctx));
+    // The user becomes the IdP's once the 201 is out; a POST retried after a lost answer resumes it.
+    const record = await users.create(input, { ...source(ctx), answered: answerSent(ctx) });
     ctx.set('Location', `${base()}/Users/${record.id}`);
     sendUser(ctx, 201, record);
   });

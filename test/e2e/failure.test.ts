@@ -134,6 +134,35 @@ describe('Failures: the homeserver goes away', function () {
     expect(again.body['scimType']).to.equal('uniqueness');
   });
 
+  it('a POST whose answer the IdP never got (it hung up) is resumed by the retry: 201, the same user, one account', async function () {
+    const erin = { ...dave, userName: 'erin.lost@example.com', displayName: 'Erin Lost', emails: [{ value: 'erin.lost@example.com', primary: true }] };
+    const writeAccount = `/_synapse/admin/v2/users/@erin.lost:${SERVER_NAME}`;
+    // The account write is held long enough for the IdP to give up and hang up first.
+    proxy.holdWhen = (method, path) => (method === 'PUT' && path === writeAccount ? 1_000 : undefined);
+    const abort = new AbortController();
+    const lost = scim.post('/Users', erin, { signal: abort.signal }).then(
+      () => 'answered',
+      () => 'hung up',
+    );
+    await waitFor(() => (proxy.seen.includes(`PUT ${writeAccount}`) ? true : undefined), 10_000, 'the account write to start');
+    abort.abort();
+    expect(await lost).to.equal('hung up');
+    proxy.holdWhen = undefined;
+    // The bridge finished the user after the IdP hung up: it is there, made once.
+    await waitFor(async () => ((await admin.user(`@erin.lost:${SERVER_NAME}`))?.['displayname'] === 'Erin Lost' ? true : undefined), 10_000, 'the account');
+    const listed = await scim.get(`/Users?filter=${encodeURIComponent('userName eq "erin.lost@example.com"')}`);
+    const firstId = String((listed.body['Resources'] as Json[])[0]?.['id']);
+
+    // The IdP never heard of it, so it sends the same POST again: not a 409, the same user.
+    const retried = await scim.post('/Users', erin);
+    expect(retried.status, retried.text).to.equal(201);
+    expect(retried.body['id']).to.equal(firstId);
+    expect(await scim.count('userName eq "erin.lost@example.com"')).to.equal(1);
+    // Now it has been told: another POST of the same user is a conflict.
+    const again = await scim.post('/Users', erin);
+    expect(again.status, again.text).to.equal(409);
+  });
+
   it('a PATCH accepted while Synapse is down is completed by a new bridge instance from its journal, without the IdP', async function () {
     expect(carolId, 'needs Carol from the first test').to.not.equal('');
     await stopSynapse();

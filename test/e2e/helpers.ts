@@ -22,6 +22,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Sent as is instead of JSON.stringify(body) (e.g. malformed JSON). */
   rawBody?: string;
+  /** Aborting it hangs up, as an IdP that gives up on a request does. */
+  signal?: AbortSignal;
 }
 
 async function send(method: string, url: string, body: unknown, token: string | null, options: RequestOptions): Promise<HttpResult> {
@@ -32,7 +34,12 @@ async function send(method: string, url: string, body: unknown, token: string | 
   else if (body !== undefined) payload = JSON.stringify(body);
   if (payload !== undefined) headers['content-type'] = 'application/scim+json';
   Object.assign(headers, options.headers);
-  const res = await fetch(url, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+  const res = await fetch(url, {
+    method,
+    headers,
+    ...(payload !== undefined ? { body: payload } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   const text = await res.text();
   let parsed: Json = {};
   if (text) {
@@ -215,6 +222,8 @@ export class CuttingProxy {
   /** Requests that were cut. */
   readonly cut: string[] = [];
   failWhen: ((method: string, path: string) => boolean) | undefined;
+  /** Milliseconds to hold a matching request before forwarding it (0 or undefined: none). */
+  holdWhen: ((method: string, path: string) => number | undefined) | undefined;
 
   private constructor(server: Server) {
     this.#server = server;
@@ -239,21 +248,26 @@ export class CuttingProxy {
         res.socket?.destroy();
         return;
       }
-      const upstream = httpRequest(
-        {
-          host: targetUrl.hostname,
-          port: targetUrl.port,
-          method,
-          path: req.url,
-          headers: { ...req.headers, host: targetUrl.host },
-        },
-        (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        },
-      );
-      upstream.on('error', () => res.socket?.destroy());
-      req.pipe(upstream);
+      const forward = () => {
+        const upstream = httpRequest(
+          {
+            host: targetUrl.hostname,
+            port: targetUrl.port,
+            method,
+            path: req.url,
+            headers: { ...req.headers, host: targetUrl.host },
+          },
+          (up) => {
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            up.pipe(res);
+          },
+        );
+        upstream.on('error', () => res.socket?.destroy());
+        req.pipe(upstream);
+      };
+      const hold = proxy.holdWhen?.(method, path) ?? 0;
+      if (hold > 0) setTimeout(forward, hold);
+      else forward();
     });
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
     return proxy;
