@@ -2,14 +2,15 @@
 // and deep) at 1k and 100k users, measured as interleaved runs (order rotated each
 // repetition) so that a noisy machine slows every arm alike, and the RSS of the server
 // idle and at peak under list load. Each store is served by a process of its own
-// (bench/lib/readsServer.ts, started as the launcher starts the bridge) and read from /proc,
-// so the figure is a bridge's over one store, not the bench's. The 100k store is served a
+// (bench/lib/readsServer.ts compiled to JavaScript as dist/ is, started as the launcher
+// starts the bridge) and read from /proc, so the figure is an installed bridge's over one
+// store, not the bench's. The 100k store is served a
 // second time with Node's defaults, to show what bin/node-flags.js saves and costs. Reads never
 // touch the homeserver, so it is kept in memory.
 // Run: npm run bench:reads   (REPS=n and SECONDS_PER_RUN=s to change the effort)
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -116,9 +117,36 @@ const { NODE_ENV, NODE_FLAGS } = (await import('../bin/node-flags.js' as string)
   NODE_FLAGS: string[];
 };
 
+/**
+ * The measured server compiled to JavaScript, as an installed bridge runs (dist/): run from
+ * the TypeScript sources, Node's type stripper alone holds ~17 MiB more. Compiled into
+ * .bench-build/ inside the checkout (git-ignored), so that node_modules resolves as from dist/.
+ */
+function compiledServer(): string {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const out = path.join(root, '.bench-build');
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  writeFileSync(
+    path.join(out, 'tsconfig.json'),
+    JSON.stringify({
+      extends: '../tsconfig.json',
+      compilerOptions: { rootDir: '..', outDir: '.', noEmit: false, declaration: false, sourceMap: false },
+      include: ['../bench/lib/readsServer.ts'],
+    }),
+  );
+  // src/version.ts reads the package.json one folder up from src/.
+  copyFileSync(path.join(root, 'package.json'), path.join(out, 'package.json'));
+  execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(out, 'tsconfig.json')], { stdio: 'inherit' });
+  return path.join(out, 'bench/lib/readsServer.js');
+}
+
+let serverScript: string | undefined;
+
 /** One measured server: a store of `size` users served by a process of its own, with `flags` and `env`. */
 async function startBridge(file: string, size: number, flags: string[], env: Record<string, string>): Promise<Bridge> {
-  const server = fork(fileURLToPath(new URL('lib/readsServer.ts', import.meta.url)), [file], {
+  serverScript ??= compiledServer();
+  const server = fork(serverScript, [file], {
     execArgv: ['--disable-warning=DEP0060', '--expose-gc', ...flags],
     env: { ...process.env, ...env },
   });
