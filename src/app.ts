@@ -11,6 +11,9 @@ import { VERSION } from './version.ts';
 import { startAppservice } from './matrix/appservice.ts';
 import { HomeserverClient, HomeserverError } from './matrix/homeserverClient.ts';
 import { SynapsePort } from './matrix/synapsePort.ts';
+import { MasClient } from './matrix/masClient.ts';
+import { MasPort } from './matrix/masPort.ts';
+import type { HomeserverPort } from './provisioning/ports.ts';
 import { UserProvisioner } from './provisioning/users.ts';
 import { protectedPatterns } from './provisioning/mapping.ts';
 import { GroupProvisioner } from './provisioning/groups.ts';
@@ -27,6 +30,7 @@ import { readinessProbe } from './metricsReadiness.ts';
 import { startMetricsListener } from './metricsServer.ts';
 import type { Store } from './store/types.ts';
 import {
+  checkAccountBackend,
   checkAdminApi,
   checked,
   checkHomeserver,
@@ -76,6 +80,8 @@ export async function start(config: BridgeConfig, registration?: Registration): 
   });
 
   await checkHomeserver(client, config, reg);
+  const mas = config.mas ? new MasClient({ baseUrl: config.mas.url, clientId: config.mas.clientId, clientSecret: config.mas.clientSecret }) : undefined;
+  await checkAccountBackend(client, config, mas);
 
   const store = await openStore(config);
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
@@ -125,20 +131,26 @@ export async function start(config: BridgeConfig, registration?: Registration): 
     // Every event is logged (the audit trail) on its way to the admin room.
     const audit = new AuditLog(reporter);
 
-    const port = new SynapsePort(client, {
-      ...(config.provisioning.externalIdProvider ? { externalIdProvider: config.provisioning.externalIdProvider } : {}),
-      ...(config.avatars.enabled
-        ? {
-            avatars: {
-              maxBytes: config.avatars.maxBytes,
-              timeoutMs: config.avatars.timeoutSeconds * 1000,
-              allowedContentTypes: ['image/png', 'image/jpeg', 'image/gif', 'image/webp'],
-              allowHttp: config.avatars.allowHttp,
-              allowedNetworks: config.avatars.allowedNetworks,
-            },
-          }
-        : {}),
-    });
+    // Only here is the account backend picked: MAS when Synapse delegates accounts to it.
+    const port: HomeserverPort = mas
+      ? new MasPort(mas, client, {
+          domain: config.homeserver.domain,
+          ...(config.mas?.upstreamProviderId ? { upstreamProviderId: config.mas.upstreamProviderId } : {}),
+        })
+      : new SynapsePort(client, {
+          ...(config.provisioning.externalIdProvider ? { externalIdProvider: config.provisioning.externalIdProvider } : {}),
+          ...(config.avatars.enabled
+            ? {
+                avatars: {
+                  maxBytes: config.avatars.maxBytes,
+                  timeoutMs: config.avatars.timeoutSeconds * 1000,
+                  allowedContentTypes: ['image/png', 'image/jpeg', 'image/gif', 'image/webp'],
+                  allowHttp: config.avatars.allowHttp,
+                  allowedNetworks: config.avatars.allowedNetworks,
+                },
+              }
+            : {}),
+        });
     // The provisioners wake the journal worker when they leave work for the background.
     const wake = () => journal.wake();
     const users = new UserProvisioner(store, port, audit, {

@@ -3,6 +3,7 @@ import type { BridgeConfig } from './config/load.ts';
 import { PLACEHOLDER_MARK, type Registration } from './config/registration.ts';
 import { logger } from './log.ts';
 import { HomeserverError, type HomeserverClient } from './matrix/homeserverClient.ts';
+import type { MasClient } from './matrix/masClient.ts';
 import { describePostgresUrl, openPostgresStore } from './store/postgres.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import type { SqlStore } from './store/sqlStore.ts';
@@ -140,6 +141,36 @@ export async function checkHomeserver(client: HomeserverClient, config: BridgeCo
     (e) =>
       e instanceof HomeserverError && e.status === 401 ? REGISTRATION_NOT_LOADED : "check the registration's namespace and sender_localpart",
   );
+}
+
+/**
+ * Start-up step 3b: who holds the accounts. A Synapse that delegates them to MAS says so in
+ * its auth metadata (MSC2965: /_matrix/client/v1/auth_metadata answers with MAS's issuer);
+ * the config must say the same, since account writes go to one or the other. With MAS, its
+ * admin client must get a token with the admin scope before anything is served.
+ */
+export async function checkAccountBackend(client: HomeserverClient, config: BridgeConfig, mas: MasClient | undefined): Promise<void> {
+  const metadata = await client.request('GET', '/_matrix/client/v1/auth_metadata', { token: 'none', accept: [404] }).catch(() => undefined);
+  const issuer = metadata?.status === 200 && typeof metadata.body['issuer'] === 'string' ? metadata.body['issuer'] : undefined;
+  if (config.homeserver.auth === 'synapse' && issuer) {
+    throw new StartupError(
+      `the homeserver delegates its accounts to the Matrix Authentication Service at ${issuer}, but homeserver.auth is synapse\n` +
+        '  → set homeserver.auth: mas and the mas section (url, clientId, clientSecret of an admin client): see docs/mas.md',
+    );
+  }
+  if (config.homeserver.auth === 'mas' && !issuer) {
+    throw new StartupError(
+      `homeserver.auth is mas, but the homeserver at ${config.homeserver.url} does not delegate its accounts to MAS (no auth metadata)\n` +
+        "  → set homeserver.auth: synapse, or turn on Synapse's matrix_authentication_service and restart it",
+    );
+  }
+  if (mas && config.mas) {
+    await checked(
+      `the MAS admin client ${config.mas.clientId} cannot get an admin token from ${config.mas.url}`,
+      () => mas.token(),
+      () => "check mas.url, mas.clientId and mas.clientSecret, and that MAS's policy data lists the client in admin_clients",
+    );
+  }
 }
 
 /**

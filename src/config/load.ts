@@ -5,7 +5,9 @@ import type { z } from 'zod';
 import { configSchema, type Config, type SecretValue } from './schema.ts';
 
 /** The configuration with every secret read (from inline or file) and every path made absolute. */
-export interface BridgeConfig extends Omit<Config, 'scim' | 'adminApi' | 'database'> {
+export interface BridgeConfig extends Omit<Config, 'scim' | 'adminApi' | 'database' | 'mas'> {
+  /** MAS, its client secret read: set exactly when homeserver.auth is mas. */
+  mas?: Omit<NonNullable<Config['mas']>, 'clientSecret'> & { clientSecret: string };
   /** The database, its secret read: `url` is set exactly when engine is postgres. */
   database: Omit<Config['database'], 'url'> & { url?: string };
   scim: Omit<Config['scim'], 'tokens'> & {
@@ -137,14 +139,23 @@ export function parseConfig(raw: unknown, baseDir: string): BridgeConfig {
   } else if (url !== undefined) {
     throw new ConfigError('database.url: only used when database.engine is postgres');
   }
+  let mas: BridgeConfig['mas'];
+  if (config.homeserver.auth === 'mas') {
+    if (!config.mas) throw new ConfigError('mas: required when homeserver.auth is mas (url, clientId, clientSecret)');
+    mas = { ...config.mas, clientSecret: readSecret(config.mas.clientSecret, 'mas.clientSecret', baseDir) };
+  } else if (config.mas) {
+    throw new ConfigError('mas: only used when homeserver.auth is mas');
+  }
   if (database.ssl.caFile !== undefined) database.ssl = { ...database.ssl, caFile: path.resolve(baseDir, database.ssl.caFile) };
   if (config.adminApi.accessToken !== undefined) {
     adminApi.accessToken = readSecret(config.adminApi.accessToken, 'adminApi.accessToken', baseDir);
   }
+  const { mas: _masInput, ...rest } = config;
   return {
-    ...config,
+    ...rest,
     appservice: { ...config.appservice, registration: path.resolve(baseDir, config.appservice.registration) },
     database,
+    ...(mas ? { mas } : {}),
     scim: { ...config.scim, tokens, tokenFiles, scopes: Object.fromEntries(config.scim.tokens.map((t) => [t.name, t.scope])) },
     adminApi,
   };

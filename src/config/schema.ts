@@ -39,8 +39,26 @@ export const configSchema = z
       .object({
         url: z.url().describe('client-server API base URL of the homeserver, as the bridge reaches it'),
         domain: z.string().min(1).describe('the server name: the part after the colon in @alice:example.org'),
+        auth: z
+          .enum(['synapse', 'mas'])
+          .default('synapse')
+          .describe('who holds the accounts: synapse (its admin API), or mas (the Matrix Authentication Service Synapse delegates to; see the mas section)'),
       })
       .strict(),
+    mas: z
+      .object({
+        url: z.url().describe("MAS's public base URL (its issuer), as the bridge reaches it"),
+        clientId: z.string().min(1).describe("an OAuth client in MAS's config, listed in its policy data's admin_clients (client_secret_basic)"),
+        clientSecret: secret("that client's secret"),
+        upstreamProviderId: z
+          .string()
+          .regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID, as MAS shows it')
+          .optional()
+          .describe("MAS's id of the upstream OAuth provider that externalId links to (the IdP's subject), so that SSO lands in the provisioned account"),
+      })
+      .strict()
+      .optional()
+      .describe('the Matrix Authentication Service, when homeserver.auth is mas'),
     appservice: z
       .object({
         registration: z.string().min(1).describe('path of the appservice registration YAML loaded by the homeserver'),

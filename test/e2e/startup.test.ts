@@ -30,6 +30,20 @@ describe('Start-up checks', () => {
     expect(message).to.match(/is not reachable/).and.match(/check homeserver\.url/);
   });
 
+  it('says when homeserver.auth is mas but the homeserver keeps its own accounts', async () => {
+    const hs = homeserver();
+    const config = parseConfig(
+      hs.bridgeConfig({
+        homeserver: { auth: 'mas' },
+        mas: { url: 'http://127.0.0.1:9/', clientId: '01JZ8SCMBR1DGE0ADM1NC11ENT', clientSecret: 'not-used-here' },
+        database: { path: workFile('startup-mas.db') },
+      }),
+      hs.dir,
+    );
+    const message = await startupFailure(() => start(config, hs.registration));
+    expect(message).to.match(/does not delegate its accounts to MAS/).and.match(/homeserver\.auth: synapse/);
+  });
+
   it('says when the homeserver has not loaded the registration', async () => {
     const hs = homeserver();
     const unknown = generateRegistration({ url: `http://127.0.0.1:${hs.appservicePort}`, domain: SERVER_NAME });
