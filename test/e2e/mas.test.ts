@@ -159,6 +159,46 @@ describe('On a homeserver whose accounts live in MAS', function () {
     expect(failure).to.include('homeserver.auth: mas');
   });
 
+  it('with onDisable: deactivate, active:false deactivates in MAS; active:true reactivates and puts the IdP\'s email back', async () => {
+    // The same homeserver, the bridge restarted with the other policy.
+    await bridge!.stop();
+    const raw = hs!.bridgeConfig({
+      homeserver: { auth: 'mas' },
+      mas: { url: mas().server.url, clientId: mas().server.adminClientId, clientSecret: mas().server.adminClientSecret, upstreamProviderId: mas().server.upstreamProviderId },
+      adminApi: { accessToken: mas().botAdminToken },
+      appservice: { port: hs!.appservicePort },
+      scim: { port: await freePort() },
+      database: { path: join(dir!, 'bridge.db') },
+      provisioning: { onDisable: 'deactivate' },
+    });
+    bridge = await start(parseConfig(raw, dir!), hs!.registration);
+    scim = new ScimClient(bridge.scimUrl, hs!.scimToken);
+    const created = await scim.post('/Users', {
+      schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+      userName: 'bob.jones@example.com',
+      emails: [{ value: 'bob.jones@example.com', primary: true }],
+    });
+    expect(created.status, created.text).to.equal(201);
+    const bobId = String(created.body['id']);
+    const masId = String((await masUser('bob.jones'))!['id']);
+
+    const off = await scim.patch(`/Users/${bobId}`, { schemas: [PATCH_SCHEMA], Operations: [{ op: 'replace', path: 'active', value: false }] });
+    expect(off.status, off.text).to.equal(200);
+    expect(((await masUser('bob.jones'))!['attributes'] as Json)['deactivated_at']).to.be.a('string');
+    expect(await masList(`/user-emails?filter[user]=${masId}`), 'MAS drops the emails of a deactivated user').to.deep.equal([]);
+
+    const on = await scim.patch(`/Users/${bobId}`, { schemas: [PATCH_SCHEMA], Operations: [{ op: 'replace', path: 'active', value: true }] });
+    expect(on.status, on.text).to.equal(200);
+    expect(((await masUser('bob.jones'))!['attributes'] as Json)['deactivated_at']).to.equal(null);
+    const emails = await masList(`/user-emails?filter[user]=${masId}`);
+    expect(emails.map((e) => (e['attributes'] as Json)['email'])).to.deep.equal(['bob.jones@example.com']);
+    await waitFor(
+      async () => (threepidsOf(await admin.user(`@bob.jones:${SERVER_NAME}`)).some((t) => t.address === 'bob.jones@example.com') ? true : undefined),
+      20_000,
+      "Synapse to show Bob's email again",
+    );
+  });
+
   it('DELETE deactivates the user in MAS and in Synapse; GET is 404', async () => {
     const deleted = await scim.delete(`/Users/${aliceId}`);
     expect(deleted.status, deleted.text).to.equal(204);
