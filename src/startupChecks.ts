@@ -216,6 +216,13 @@ export async function checkAdminApi(client: HomeserverClient, config: BridgeConf
   } catch (error) {
     const message = `${what}: ${(error as Error).message}`;
     const status = error instanceof HomeserverError ? error.status : undefined;
+    if (config.homeserver.auth === 'mas' && (status === 401 || status === 403)) {
+      // Under MAS, Synapse takes admin rights from the token's scope, not from the admin flag.
+      throw new StartupError(
+        `${message}\n  → with MAS, set adminApi.accessToken to a token with the urn:synapse:admin:* scope, e.g. a MAS personal session ` +
+          `for ${botUserId} (docs/mas.md, "Setting it up"); promoting the bot does not help: the as_token has no scope`,
+      );
+    }
     if (config.adminApi.accessToken && status === 401) {
       throw new StartupError(`${message}\n  → adminApi.accessToken is not a valid access token (expired or logged out): give it a current token of a server admin`);
     }

@@ -206,4 +206,25 @@ describe('On a homeserver whose accounts live in MAS', function () {
     await waitFor(async () => ((await admin.user(ALICE))?.['deactivated'] === true ? true : undefined), 20_000, 'Synapse to show the account deactivated');
     expect((await scim.get(`/Users/${aliceId}`)).status).to.equal(404);
   });
+
+  it('without a scoped admin token, refuses to start and says that MAS decides admin rights by scope', async () => {
+    // The admin API is checked once the appservice listener runs: the bridge gives up its port.
+    await bridge!.stop();
+    bridge = undefined;
+    const raw = hs!.bridgeConfig({
+      homeserver: { auth: 'mas' },
+      mas: { url: mas().server.url, clientId: mas().server.adminClientId, clientSecret: mas().server.adminClientSecret },
+      appservice: { port: hs!.appservicePort },
+      scim: { port: await freePort() },
+      database: { path: join(dir!, 'no-admin-token.db') },
+    });
+    const failure = await start(parseConfig(raw, dir!), hs!.registration).then(
+      async (started) => {
+        await started.stop();
+        return 'started';
+      },
+      (error: unknown) => (error as Error).message,
+    );
+    expect(failure).to.include('urn:synapse:admin:*').and.include('adminApi.accessToken');
+  });
 });
