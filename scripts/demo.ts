@@ -8,6 +8,11 @@
 //                                            (scripts/lib/postgres.ts, data in .demo/postgres)
 //   npm run demo -- --postgres --replicas 3  three bridge processes sharing that database,
 //                                            each with its own SCIM and metrics port
+//   MAS_HOME=/opt/mas npm run demo -- --mas  Synapse delegating its accounts to the Matrix
+//                                            Authentication Service installed there (see
+//                                            scripts/lib/mas.ts), on a throw-away PostgreSQL
+//                                            (the --postgres one when both are given); the
+//                                            bridge runs with homeserver.auth: mas
 //
 // With replicas, each bridge is its own OS process (bin/matrix-scim-bridge.js with its
 // own .demo/bridge-<n>.json and log .demo/bridge-<n>.log). They share one registration,
@@ -25,6 +30,7 @@ import { start, type BridgeHandles } from '../src/app.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { writeRegistration } from '../src/config/registration.ts';
 import { adminRoomAlias, bootstrapHomeserver, type BootstrappedHomeserver } from './lib/bootstrap.ts';
+import { masHome } from './lib/mas.ts';
 import { startPostgres, type PostgresServer } from './lib/postgres.ts';
 import { freePort } from './lib/synapse.ts';
 
@@ -35,22 +41,25 @@ const SYNAPSE_PORT = 8008;
 const METRICS_PORT = 9741;
 const SERVER_NAME = 'localhost';
 
-const USAGE = `usage: npm run demo [-- --postgres [--replicas N]]
+const USAGE = `usage: npm run demo [-- [--postgres [--replicas N]] [--mas]]
   --postgres      the bridge's store on a throw-away PostgreSQL (data in .demo/postgres)
-  --replicas N    N bridge processes sharing that database (default 1; N >= 2 needs --postgres)`;
+  --replicas N    N bridge processes sharing that database (default 1; N >= 2 needs --postgres)
+  --mas           Synapse delegates its accounts to the MAS installed in $MAS_HOME`;
 
 interface DemoOptions {
   postgres: boolean;
   replicas: number;
+  /** The MAS installation (MAS_HOME) when --mas is given. */
+  masHome?: string;
 }
 
 /** The command line; a mistake is a message and the usage, not a stack. */
 function demoOptions(argv: string[]): DemoOptions {
-  let values: { postgres?: boolean; replicas?: string; help?: boolean };
+  let values: { postgres?: boolean; replicas?: string; mas?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { postgres: { type: 'boolean' }, replicas: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { postgres: { type: 'boolean' }, replicas: { type: 'string' }, mas: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     }));
   } catch (error) {
     return refuse((error as Error).message);
@@ -64,7 +73,20 @@ function demoOptions(argv: string[]): DemoOptions {
   if (replicas > 1 && !values.postgres) {
     return refuse(`--replicas ${replicas} needs --postgres: a SQLite store belongs to one bridge process, so replicas must share a PostgreSQL database`);
   }
-  return { postgres: values.postgres === true, replicas };
+  let home: string | undefined;
+  if (values.mas) {
+    try {
+      home = masHome();
+    } catch (error) {
+      return refuse(`--mas: ${(error as Error).message}`);
+    }
+    if (!home) {
+      // The project never builds MAS: it runs one the developer has (docs/mas.md).
+      console.error('demo --mas: skipped: no MAS (set MAS_HOME to a MAS installation laid out as its release archives are; see docs/mas.md)');
+      process.exit(2);
+    }
+  }
+  return { postgres: values.postgres === true, replicas, ...(home ? { masHome: home } : {}) };
 }
 
 function refuse(message: string): never {
@@ -114,7 +136,7 @@ interface Replica {
  * Spawns bridge replica `n` (bin/matrix-scim-bridge.js --config .demo/bridge-<n>.json),
  * its output in .demo/bridge-<n>.log.
  */
-async function spawnReplica(n: number, hs: BootstrappedHomeserver, urlFile: string, taken: Set<number>): Promise<Replica> {
+async function spawnReplica(n: number, hs: BootstrappedHomeserver, urlFile: string, taken: Set<number>, extra: Record<string, unknown>): Promise<Replica> {
   const scimPort = await pickPort(SCIM_PORT + n - 1, taken);
   const metricsPort = await pickPort(METRICS_PORT + n - 1, taken);
   // Replica 1 binds the port of the registration Synapse loaded. The others share its
@@ -129,6 +151,7 @@ async function spawnReplica(n: number, hs: BootstrappedHomeserver, urlFile: stri
     writeRegistration(registrationPath, { ...hs.registration, url: `http://127.0.0.1:${appservicePort}` });
   }
   const raw = hs.bridgeConfig({
+    ...extra,
     appservice: { port: appservicePort, registration: registrationPath },
     scim: { port: scimPort },
     database: { engine: 'postgres', url: { file: urlFile } },
@@ -199,6 +222,25 @@ async function roomIdOf(hs: BootstrappedHomeserver, alias: string): Promise<stri
   return typeof body.room_id === 'string' ? body.room_id : `(${alias} not found: HTTP ${res.status})`;
 }
 
+/**
+ * The bridge's config for a homeserver whose accounts live in MAS: the admin client's
+ * secret and the bot's admin-scoped token go into files (mode 0600) that the config names,
+ * as an operator would keep them.
+ */
+async function masBridgeConfig(hs: BootstrappedHomeserver): Promise<Record<string, unknown>> {
+  const mas = hs.mas!;
+  const secretFile = join(DEMO_DIR, 'mas-client-secret');
+  const tokenFile = join(DEMO_DIR, 'synapse-admin-token');
+  await writeFile(secretFile, `${mas.server.adminClientSecret}\n`, { mode: 0o600 });
+  await writeFile(tokenFile, `${mas.botAdminToken}\n`, { mode: 0o600 });
+  return {
+    homeserver: { auth: 'mas' },
+    mas: { url: mas.server.url, clientId: mas.server.adminClientId, clientSecret: { file: secretFile }, upstreamProviderId: mas.server.upstreamProviderId },
+    // Under MAS, Synapse's admin API wants a token with the urn:synapse:admin:* scope.
+    adminApi: { accessToken: { file: tokenFile } },
+  };
+}
+
 async function main(): Promise<void> {
   const options = demoOptions(process.argv.slice(2));
   const log = (msg: string) => console.log(`• ${msg}`);
@@ -213,7 +255,7 @@ async function main(): Promise<void> {
   const stop = async (why: string, code = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    const parts = [replicas.length > 1 ? 'the bridges' : 'the bridge', 'Synapse', ...(postgres ? ['PostgreSQL'] : [])];
+    const parts = [replicas.length > 1 ? 'the bridges' : 'the bridge', 'Synapse', ...(options.masHome ? ['MAS'] : []), ...(postgres || options.masHome ? ['PostgreSQL'] : [])];
     console.log(`\n• ${why}: stopping ${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`);
     try {
       await bridge?.stop();
@@ -221,7 +263,8 @@ async function main(): Promise<void> {
       console.error(`error while stopping the bridge: ${(error as Error).message}`);
     }
     await Promise.all(replicas.map((r) => stopReplica(r)));
-    await hs?.synapse.stop();
+    // Synapse, and MAS with the cluster bootstrap started for it (not the --postgres one).
+    await hs?.stop();
     await postgres?.stop();
     console.log('• stopped');
     process.exit(code);
@@ -246,12 +289,14 @@ async function main(): Promise<void> {
   }
 
   log('starting Synapse (the first run installs it into a cached virtualenv, about a minute)');
+  if (options.masHome) log(`with MAS from ${options.masHome} (MAS_HOME), its database on ${postgres ? 'the same' : 'a throw-away'} PostgreSQL`);
   const synapsePort = (await portIsFree(SYNAPSE_PORT)) ? SYNAPSE_PORT : undefined;
   try {
     hs = await bootstrapHomeserver({
       dir: DEMO_DIR,
       serverName: SERVER_NAME,
       ...(synapsePort ? { synapsePort } : {}),
+      ...(options.masHome ? { mas: { home: options.masHome, ...(postgres ? { postgres } : {}) } } : {}),
       log,
     });
   } catch (error) {
@@ -259,7 +304,7 @@ async function main(): Promise<void> {
     throw error;
   }
   if (stopping) {
-    await hs.synapse.stop();
+    await hs.stop();
     return void (await postgres?.stop());
   }
 
@@ -267,10 +312,12 @@ async function main(): Promise<void> {
   let metricsUrl: string | undefined;
   let adminRoomId: string;
   try {
+    const accountBackend = hs.mas ? await masBridgeConfig(hs) : {};
     if (options.replicas === 1) {
       const scimPort = (await portIsFree(SCIM_PORT)) ? SCIM_PORT : 0;
       const metricsPort = (await portIsFree(METRICS_PORT)) ? METRICS_PORT : 0;
       const raw = hs.bridgeConfig({
+        ...accountBackend,
         scim: { port: scimPort },
         database: urlFile ? { engine: 'postgres', url: { file: urlFile } } : { engine: 'sqlite', path: join(DEMO_DIR, 'bridge.db') },
         // Drift from what you do in Synapse by hand shows up in the admin room within a minute.
@@ -289,10 +336,10 @@ async function main(): Promise<void> {
       // Replica 1 first: it creates the schema, registers the bot's room and joins it; the
       // others then start together.
       log(`starting bridge 1 of ${options.replicas} (its appservice listener is the registration's URL)`);
-      replicas.push(await spawnReplica(1, hs, urlFile, taken));
+      replicas.push(await spawnReplica(1, hs, urlFile, taken, accountBackend));
       await replicaUp(replicas[0]!);
       log(`starting bridges 2 to ${options.replicas} (SCIM only: Synapse sends its transactions to bridge 1)`);
-      for (let n = 2; n <= options.replicas; n++) replicas.push(await spawnReplica(n, hs, urlFile, taken));
+      for (let n = 2; n <= options.replicas; n++) replicas.push(await spawnReplica(n, hs, urlFile, taken, accountBackend));
       await Promise.all(replicas.slice(1).map((r) => replicaUp(r)));
       for (const r of replicas) {
         void r.exited.then((why) => {
@@ -323,6 +370,16 @@ async function main(): Promise<void> {
     adminToken: hs.admin.accessToken,
     adminRoomId,
     store: options.postgres ? 'postgres' : 'sqlite',
+    ...(hs.mas
+      ? {
+          // Under MAS: accounts, passwords and emails are MAS's (its admin API at masUrl/api/admin/v1,
+          // a client-credentials token from masUrl/oauth2/token); users log in at masUrl.
+          masUrl: hs.mas.server.url,
+          masClientId: hs.mas.server.adminClientId,
+          masClientSecret: hs.mas.server.adminClientSecret,
+          masUpstreamProviderId: hs.mas.server.upstreamProviderId,
+        }
+      : {}),
     // The OS processes serving SCIM: the demo's own pid when the bridge runs in-process.
     bridgePids: replicas.length > 0 ? replicas.map((r) => r.child.pid) : [process.pid],
     appserviceUrl: hs.registration.url,
@@ -335,6 +392,7 @@ ${replicas.length} bridge processes share the PostgreSQL database:
 ${replicas.map((r) => `  bridge ${r.n}  pid ${r.child.pid}  ${r.scimUrl}  metrics ${r.metricsUrl}  log .demo/bridge-${r.n}.log${r.n === 1 ? `\n            receives Synapse's appservice transactions (${hs!.registration.url}); the others serve SCIM only` : ''}`).join('\n')}
 Any of them serves SCIM; the commands below use bridge 1.`);
   }
+  const alicePassword = 'Correct-Horse-Battery-Staple-42';
   const alice = JSON.stringify({
     schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
     userName: 'Alice.Smith@example.com',
@@ -342,7 +400,31 @@ Any of them serves SCIM; the commands below use bridge 1.`);
     displayName: 'Alice Smith',
     emails: [{ value: 'alice.smith@example.com', type: 'work', primary: true }],
     active: true,
+    // Under MAS, the password is MAS's and the externalId becomes Alice's upstream link.
+    ...(hs.mas ? { password: alicePassword, externalId: 'idp-subject-alice' } : {}),
   });
+  const masServer = hs.mas?.server;
+  const masLines = masServer
+    ? `
+  MAS              ${masServer.url}  (accounts, passwords, emails; admin client ${masServer.adminClientId},
+                   its secret in .demo/demo.json; users log in here, not at Synapse)`
+    : '';
+  const masSteps = masServer
+    ? `
+and what MAS holds (a client-credentials token, then MAS's admin API):
+
+  MAS_TOKEN=$(curl -sS -u ${shellQuote(`${masServer.adminClientId}:${masServer.adminClientSecret}`)} \\
+    -d 'grant_type=client_credentials&scope=urn:mas:admin' ${shellQuote(masServer.tokenEndpoint)} \\
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -sS -H "Authorization: Bearer $MAS_TOKEN" ${shellQuote(`${masServer.url}/api/admin/v1/users/by-username/alice.smith`)}
+  curl -sS -g -H "Authorization: Bearer $MAS_TOKEN" ${shellQuote(`${masServer.url}/api/admin/v1/upstream-oauth-links?filter[provider]=${masServer.upstreamProviderId}`)}
+
+Alice's password logs in through MAS:
+
+  curl -sS -X POST ${shellQuote(`${masServer.url}/_matrix/client/v3/login`)} -H 'Content-Type: application/json' \\
+    -d ${shellQuote(JSON.stringify({ type: 'm.login.password', identifier: { type: 'm.id.user', user: 'alice.smith' }, password: alicePassword }))}
+`
+    : '';
   console.log(`
 matrix-scim-bridge demo is running (Synapse ${hs.synapse.version}). Ctrl-C stops it.
 
@@ -350,9 +432,9 @@ matrix-scim-bridge demo is running (Synapse ${hs.synapse.version}). Ctrl-C stops
   Bearer token     ${demo.scimToken}
   Homeserver       ${demo.homeserverUrl}  (server name ${demo.serverName})
   Admin room       ${demo.adminRoomId}
-  Metrics          ${demo.metricsUrl}  (Prometheus; health at ${demo.scimUrl.replace(/\/scim\/v2$/, '/health/ready')})
+  Metrics          ${demo.metricsUrl}  (Prometheus; health at ${demo.scimUrl.replace(/\/scim\/v2$/, '/health/ready')})${masLines}
 
-Watch the admin room: log in to ${demo.homeserverUrl} as user "${hs.admin.localpart}"
+Watch the admin room: log in to ${masServer ? `${masServer.url} (MAS)` : demo.homeserverUrl} as user "${hs.admin.localpart}"
 (${demo.adminUser}) with password ${demo.adminPassword} in any Matrix client that can
 reach that URL, and accept the invitation to the room "SCIM provisioning". (The hosted
 Element at app.element.io cannot reach a homeserver on 127.0.0.1 over plain http; use a
@@ -369,12 +451,12 @@ and see what Synapse made of it:
 
   curl -sS -H ${shellQuote(`Authorization: Bearer ${demo.adminToken}`)} \\
     ${shellQuote(`${demo.homeserverUrl}/_synapse/admin/v2/users/@alice.smith:${demo.serverName}`)}
-
+${masSteps}
 then watch the counters move:
 
   curl -sS ${shellQuote(String(demo.metricsUrl))} | grep -E '^matrix_scim_bridge_(scim|homeserver)_requests_total'
 
-All of the above is in .demo/demo.json; Synapse's log is .demo/synapse/homeserver.log.
+All of the above is in .demo/demo.json; Synapse's log is .demo/synapse/homeserver.log${masServer ? `, MAS's ${masServer.logFile}` : ''}.
 `);
 }
 

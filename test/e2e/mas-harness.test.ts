@@ -4,9 +4,10 @@
 // whole file is skipped. It starts its own PostgreSQL, MAS and Synapse (on free ports),
 // independent of the shared e2e homeserver.
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { bootstrapHomeserver, type BootstrappedHomeserver, type MasHomeserver } from '../../scripts/lib/bootstrap.ts';
 import { masHome } from '../../scripts/lib/mas.ts';
 
@@ -145,5 +146,28 @@ describe('MAS harness (Synapse delegating to a real MAS)', function () {
       subject: 'idp-subject-dave',
     });
     expect(link.status, JSON.stringify(link.body)).to.equal(201);
+  });
+});
+
+describe('npm run demo -- --mas, without a usable MAS_HOME', () => {
+  // Refused before anything starts or .demo/ is wiped, so this runs on every machine.
+  const demo = (env: NodeJS.ProcessEnv) =>
+    spawnSync(process.execPath, ['scripts/demo.ts', '--mas'], { cwd: resolve(import.meta.dirname, '..', '..'), env, encoding: 'utf8', timeout: 60_000 });
+  const withoutMas = (): NodeJS.ProcessEnv => {
+    const env = { ...process.env };
+    delete env['MAS_HOME'];
+    return env;
+  };
+
+  it('says "skipped: no MAS (set MAS_HOME)" and exits 2 when MAS_HOME is unset', () => {
+    const run = demo(withoutMas());
+    expect(run.stderr).to.include('skipped: no MAS (set MAS_HOME');
+    expect(run.status).to.equal(2);
+  });
+
+  it('names what is missing when MAS_HOME is not a MAS installation', () => {
+    const run = demo({ ...withoutMas(), MAS_HOME: '/nonexistent/mas' });
+    expect(run.stderr).to.include('MAS_HOME=/nonexistent/mas: no such directory');
+    expect(run.status).to.equal(2);
   });
 });
