@@ -131,25 +131,27 @@ export async function start(config: BridgeConfig, registration?: Registration): 
     // Every event is logged (the audit trail) on its way to the admin room.
     const audit = new AuditLog(reporter);
 
+    const avatars = config.avatars.enabled
+      ? {
+          avatars: {
+            maxBytes: config.avatars.maxBytes,
+            timeoutMs: config.avatars.timeoutSeconds * 1000,
+            allowedContentTypes: ['image/png', 'image/jpeg', 'image/gif', 'image/webp'],
+            allowHttp: config.avatars.allowHttp,
+            allowedNetworks: config.avatars.allowedNetworks,
+          },
+        }
+      : {};
     // Only here is the account backend picked: MAS when Synapse delegates accounts to it.
     const port: HomeserverPort = mas
       ? new MasPort(mas, client, {
           domain: config.homeserver.domain,
           ...(config.mas?.upstreamProviderId ? { upstreamProviderId: config.mas.upstreamProviderId } : {}),
+          ...avatars,
         })
       : new SynapsePort(client, {
           ...(config.provisioning.externalIdProvider ? { externalIdProvider: config.provisioning.externalIdProvider } : {}),
-          ...(config.avatars.enabled
-            ? {
-                avatars: {
-                  maxBytes: config.avatars.maxBytes,
-                  timeoutMs: config.avatars.timeoutSeconds * 1000,
-                  allowedContentTypes: ['image/png', 'image/jpeg', 'image/gif', 'image/webp'],
-                  allowHttp: config.avatars.allowHttp,
-                  allowedNetworks: config.avatars.allowedNetworks,
-                },
-              }
-            : {}),
+          ...avatars,
         });
     // The provisioners wake the journal worker when they leave work for the background.
     const wake = () => journal.wake();

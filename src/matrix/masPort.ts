@@ -9,6 +9,8 @@ import { HomeserverError } from '../provisioning/ports.ts';
 import type { DesiredAccount } from '../provisioning/mapping.ts';
 import type { AppliedState } from '../store/types.ts';
 import { logger } from '../log.ts';
+import type { AvatarFetchOptions } from './avatarFetch.ts';
+import { avatarUrlFor } from './avatarWrite.ts';
 import type { HomeserverClient } from './homeserverClient.ts';
 import type { MasClient, MasResource } from './masClient.ts';
 
@@ -21,6 +23,8 @@ export interface MasPortOptions {
   domain: string;
   /** MAS's id (a ULID) of the upstream OAuth provider externalId links to; none: not linked. */
   upstreamProviderId?: string;
+  /** Avatar fetching; undefined: photos given as URLs are ignored. */
+  avatars?: AvatarFetchOptions;
 }
 
 /** How long a new MAS user may take to appear in Synapse (MAS provisions it: 0.1-0.5 s seen). */
@@ -147,18 +151,12 @@ export class MasPort implements HomeserverPort {
     // A new user got its display name and mxc avatar from MAS's create (MAS provisions Synapse).
     const profile: Json = {};
     if (!write.create && write.displayName !== undefined && write.displayName !== null) profile['displayname'] = write.displayName;
-    if (write.avatar !== undefined && !(write.create && write.avatar?.kind === 'mxc')) {
-      if (write.avatar === null) {
-        if (previous.avatarMxc) profile['avatar_url'] = '';
-        delete applied.avatarMxc;
-        delete applied.avatarSource;
-      } else if (write.avatar.kind === 'mxc') {
-        profile['avatar_url'] = write.avatar.uri;
-        applied.avatarMxc = write.avatar.uri;
-        delete applied.avatarSource;
-      } else {
-        warnings.push(`photo ${write.avatar.url} not fetched: avatars by URL are not supported with MAS yet`);
-      }
+    if (write.avatar !== undefined) {
+      // A photo URL is uploaded to Synapse's media repository with the appservice's token,
+      // which Synapse still honours under MAS.
+      const avatarUrl = await avatarUrlFor(this.#synapse, this.#options.avatars, write, previous, applied, warnings);
+      const setByCreate = write.create && (avatarUrl === '' || write.avatar?.kind === 'mxc');
+      if (avatarUrl !== undefined && !setByCreate) profile['avatar_url'] = avatarUrl;
     }
     if (Object.keys(profile).length > 0) {
       await this.#provisioned(write.matrixId);
@@ -174,7 +172,6 @@ export class MasPort implements HomeserverPort {
     } else if (write.disable === 'deactivate') {
       await this.#deactivate(userId, false);
     }
-    if (write.create && write.avatar?.kind === 'mxc') applied.avatarMxc = write.avatar.uri;
     return { applied, warnings };
   }
 

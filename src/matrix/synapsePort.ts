@@ -7,11 +7,9 @@ import type {
 } from '../provisioning/ports.ts';
 import type { DesiredAccount } from '../provisioning/mapping.ts';
 import type { AppliedState } from '../store/types.ts';
-import { fetchAvatar, type AvatarFetchOptions } from './avatarFetch.ts';
+import type { AvatarFetchOptions } from './avatarFetch.ts';
+import { avatarUrlFor } from './avatarWrite.ts';
 import type { HomeserverClient } from './homeserverClient.ts';
-import { logger } from '../log.ts';
-
-const log = logger('SynapsePort');
 
 type Json = Record<string, unknown>;
 
@@ -93,7 +91,7 @@ export class SynapsePort implements HomeserverPort {
     const body: Json = {};
     if (write.displayName !== undefined && write.displayName !== null) body['displayname'] = write.displayName;
     if (write.avatar !== undefined) {
-      const avatarUrl = await this.#avatar(write, previous, applied, warnings);
+      const avatarUrl = await avatarUrlFor(this.#client, this.#options.avatars, write, previous, applied, warnings);
       if (avatarUrl !== undefined && !(write.create && avatarUrl === '')) body['avatar_url'] = avatarUrl;
     }
     if (write.threepids) {
@@ -128,48 +126,6 @@ export class SynapsePort implements HomeserverPort {
     if (write.enable?.includes('suspended')) await this.#client.suspend(write.matrixId, false);
     if (write.disable === 'deactivate') await this.#client.deactivate(write.matrixId, false);
     return { applied, warnings };
-  }
-
-  /** The avatar_url to set: undefined leaves the current one alone. */
-  async #avatar(
-    write: AccountWrite,
-    previous: AppliedState,
-    applied: AppliedState,
-    warnings: string[],
-  ): Promise<string | undefined> {
-    const source = write.avatar ?? null;
-    const account = write;
-    if (source === null) {
-      delete applied.avatarSource;
-      delete applied.avatarMxc;
-      return previous.avatarSource || previous.avatarMxc ? '' : undefined;
-    }
-    if (source.kind === 'mxc') {
-      delete applied.avatarSource;
-      applied.avatarMxc = source.uri;
-      return source.uri;
-    }
-    if (previous.avatarSource === source.url && previous.avatarMxc) {
-      applied.avatarSource = previous.avatarSource;
-      applied.avatarMxc = previous.avatarMxc;
-      return previous.avatarMxc;
-    }
-    if (!this.#options.avatars) {
-      warnings.push(`photo ${source.url} not fetched: avatar fetching is turned off`);
-      return undefined;
-    }
-    try {
-      const image = await fetchAvatar(source.url, this.#options.avatars);
-      const mxc = await this.#client.uploadMedia(image.data, image.contentType, `avatar-${account.localpart}`);
-      applied.avatarSource = source.url;
-      applied.avatarMxc = mxc;
-      return mxc;
-    } catch (error) {
-      if ((error as { transient?: boolean }).transient) throw error;
-      log.warn(`avatar for ${account.matrixId} not set: ${(error as Error).message}`);
-      warnings.push(`avatar not set: ${(error as Error).message}`);
-      return undefined;
-    }
   }
 
   async remove(matrixId: string, erase: boolean): Promise<void> {

@@ -11,7 +11,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { bootstrapHomeserver, type BootstrappedHomeserver, type MasHomeserver } from '../../scripts/lib/bootstrap.ts';
 import { masHome } from '../../scripts/lib/mas.ts';
 import { freePort } from '../../scripts/lib/synapse.ts';
-import { AdminApi, ScimClient, threepidsOf, waitFor, type Json } from './helpers.ts';
+import { AdminApi, ScimClient, serveFiles, threepidsOf, tinyPng, waitFor, type Json } from './helpers.ts';
 
 const SERVER_NAME = 'mas-e2e.localhost';
 const ALICE = `@alice.smith:${SERVER_NAME}`;
@@ -127,6 +127,37 @@ describe('On a homeserver whose accounts live in MAS', function () {
     expect(enabled.status, enabled.text).to.equal(200);
     expect(((await masUser('alice.smith'))!['attributes'] as Json)['locked_at']).to.equal(null);
     expect((await login('alice.smith', PASSWORD)).status, 'logs in again').to.equal(200);
+  });
+
+  it('a photo URL becomes the avatar in Synapse, fetched once; a new display name reaches Synapse too', async () => {
+    const png = tinyPng(3, 5);
+    const photos = await serveFiles({ '/carol.png': { type: 'image/png', data: png } });
+    try {
+      const created = await scim.post('/Users', {
+        schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+        userName: 'carol.white@example.com',
+        displayName: 'Carol White',
+        photos: [{ value: `${photos.url}/carol.png`, type: 'photo', primary: true }],
+      });
+      expect(created.status, created.text).to.equal(201);
+      const carol = `@carol.white:${SERVER_NAME}`;
+      const avatar = String((await admin.profile(carol))?.['avatar_url']);
+      expect(avatar).to.match(new RegExp(`^mxc://${SERVER_NAME.replace(/\./g, '\\.')}/\\S+$`));
+      const media = await admin.download(avatar);
+      expect(media.data.equals(png), 'the avatar holds the photo the IdP gave').to.equal(true);
+
+      const renamed = await scim.patch(`/Users/${String(created.body['id'])}`, {
+        schemas: [PATCH_SCHEMA],
+        Operations: [{ op: 'replace', path: 'displayName', value: 'Carol W. White' }],
+      });
+      expect(renamed.status, renamed.text).to.equal(200);
+      const profile = await admin.profile(carol);
+      expect(profile?.['displayname']).to.equal('Carol W. White');
+      expect(profile?.['avatar_url'], 'the avatar is kept').to.equal(avatar);
+      expect(photos.hits).to.deep.equal(['/carol.png']);
+    } finally {
+      await photos.close();
+    }
   });
 
   it('answers 400 for a password MAS refuses, and leaves no active account and no SCIM user', async () => {
