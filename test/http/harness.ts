@@ -3,6 +3,7 @@ import type { ProvisioningEvent } from '../../src/matrix/adminRoom.ts';
 import { groupBackend, userBackend, type TokenScope } from '../../src/provisioning/backends.ts';
 import { GroupProvisioner, type GroupSettings } from '../../src/provisioning/groups.ts';
 import { JournalWorker } from '../../src/provisioning/journal.ts';
+import type { HomeserverPort } from '../../src/provisioning/ports.ts';
 import { UserProvisioner, type ProvisioningSettings } from '../../src/provisioning/users.ts';
 import { createScimServer } from '../../src/scim/listener.ts';
 import { createScimApp, type ScimAppOptions } from '../../src/scim/server.ts';
@@ -29,6 +30,7 @@ export interface Reply {
 export interface HttpBridge {
   base: string;
   store: SqlStore;
+  /** The in-memory homeserver; made but unused when the caller gave its own (options.homeserver). */
   homeserver: InMemoryHomeserver;
   rooms: InMemoryRooms;
   users: UserProvisioner;
@@ -50,6 +52,8 @@ export async function startHttpBridge(
   appOptions: Partial<Pick<ScimAppOptions, 'readiness' | 'onRequest'>> = {},
   /** The scope of each token (test-idp, and OTHER_TOKEN's "other-idp"); unlisted: all. */
   scopes: Record<string, TokenScope> = {},
+  /** `homeserver`: the account backend instead of the in-memory one (e.g. MasPort over an HTTP double). */
+  options: { homeserver?: HomeserverPort } = {},
 ): Promise<HttpBridge> {
   const store = await openTestStore(TEST_ENGINE);
   const homeserver = new InMemoryHomeserver();
@@ -60,7 +64,7 @@ export async function startHttpBridge(
   const wake = () => undefined;
   const users = new UserProvisioner(
     store,
-    homeserver,
+    options.homeserver ?? homeserver,
     sink,
     {
       domain: 'example.org',
