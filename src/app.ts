@@ -148,6 +148,7 @@ export async function start(config: BridgeConfig, registration?: Registration): 
           domain: config.homeserver.domain,
           ...(config.mas?.upstreamProviderId ? { upstreamProviderId: config.mas.upstreamProviderId } : {}),
           ...avatars,
+          leftovers: store.leftovers,
         })
       : new SynapsePort(client, {
           ...(config.provisioning.externalIdProvider ? { externalIdProvider: config.provisioning.externalIdProvider } : {}),

@@ -201,6 +201,9 @@ function masConfig(opts: {
     },
     matrix: { kind: 'synapse', homeserver: opts.serverName, endpoint: `${opts.synapseUrl.replace(/\/$/, '')}/`, secret: opts.sharedSecret },
     policy: { wasm_module: join(share, 'policy.wasm'), data: { admin_clients: [MAS_ADMIN_CLIENT_ID] } },
+    // Every test and demo client logs in from 127.0.0.1: MAS's default (3 logins a minute
+    // per address) would answer the fourth 429.
+    rate_limiting: { login: { per_ip: { burst: 1000, per_second: 100 } } },
     clients: [{ client_id: MAS_ADMIN_CLIENT_ID, client_auth_method: 'client_secret_basic', client_secret: opts.adminClientSecret }],
     upstream_oauth2: {
       providers: [

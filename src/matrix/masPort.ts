@@ -7,7 +7,7 @@ import type {
 } from '../provisioning/ports.ts';
 import { HomeserverError } from '../provisioning/ports.ts';
 import type { DesiredAccount } from '../provisioning/mapping.ts';
-import type { AppliedState } from '../store/types.ts';
+import type { AppliedState, LeftoverAccounts } from '../store/types.ts';
 import { logger } from '../log.ts';
 import type { AvatarFetchOptions } from './avatarFetch.ts';
 import { avatarUrlFor } from './avatarWrite.ts';
@@ -25,6 +25,8 @@ export interface MasPortOptions {
   upstreamProviderId?: string;
   /** Avatar fetching; undefined: photos given as URLs are ignored. */
   avatars?: AvatarFetchOptions;
+  /** Where the users a refused create leaves in MAS are recorded (the store's). */
+  leftovers: LeftoverAccounts;
 }
 
 /** How long a new MAS user may take to appear in Synapse (MAS provisions it: 0.1-0.5 s seen). */
@@ -74,10 +76,12 @@ export class MasPort implements HomeserverPort {
   async lookup(matrixId: string): Promise<AccountState | undefined> {
     const user = await this.#user(matrixId);
     if (!user) return undefined;
+    // What a refused create of ours left is free for the IdP's retry (apply reuses it).
+    if (isDeactivated(user) && (await this.#options.leftovers.has(matrixId))) return undefined;
     const [emails, link, profile] = await Promise.all([this.#emails(user.id), this.#link(user.id), this.#synapse.getUser(matrixId)]);
     return {
       admin: user.attributes['admin'] === true || profile?.['admin'] === true,
-      deactivated: typeof user.attributes['deactivated_at'] === 'string',
+      deactivated: isDeactivated(user),
       locked: typeof user.attributes['locked_at'] === 'string',
       suspended: profile?.['suspended'] === true,
       displayName: typeof profile?.['displayname'] === 'string' ? profile['displayname'] : null,
@@ -119,19 +123,27 @@ export class MasPort implements HomeserverPort {
   }
 
   async apply(write: AccountWrite, _current: AccountState | undefined, previous: AppliedState): Promise<ApplyOutcome> {
+    const made = write.create ? await this.#create(write) : undefined;
+    const user = made?.user ?? (await this.#user(write.matrixId));
+    if (!user) throw new HomeserverError(`MAS has no user ${this.#username(write.matrixId)}`, 404, undefined, false);
+    try {
+      const outcome = await this.#write(write, user.id, made?.fresh === true, previous);
+      if (made && !made.fresh) await this.#options.leftovers.remove(write.matrixId);
+      return outcome;
+    } catch (error) {
+      // MAS made the account before judging the rest (a password, an email) and deletes
+      // none: one the IdP is told nothing of is disabled and recorded for its retry.
+      if (made && error instanceof HomeserverError && !error.transient) await this.#leave(write.matrixId, user.id);
+      throw error;
+    }
+  }
+
+  /** The write to an account MAS holds; `fresh`: MAS made it just now, with the profile. */
+  async #write(write: AccountWrite, userId: string, fresh: boolean, previous: AppliedState): Promise<ApplyOutcome> {
     const warnings: string[] = [];
     const applied: AppliedState = { ...previous };
-    const user = write.create ? await this.#create(write) : await this.#user(write.matrixId);
-    if (!user) throw new HomeserverError(`MAS has no user ${this.#username(write.matrixId)}`, 404, undefined, false);
-    const userId = user.id;
-    if (write.create && write.password !== undefined) {
-      // The first write after the create: a password MAS refuses must not leave an account
-      // behind that the IdP was told nothing of.
-      await this.#setPassword(userId, write.password).catch(async (error: unknown) => {
-        if (error instanceof HomeserverError && !error.transient) await this.#deactivate(userId, true).catch(() => undefined);
-        throw error;
-      });
-    }
+    // First after a create: a refused password leaves the least behind (no email, no link).
+    if (write.create && write.password !== undefined) await this.#setPassword(userId, write.password);
 
     if (write.enable?.includes('deactivated')) {
       await this.#mas.call('POST', `/users/${enc(userId)}/reactivate`);
@@ -150,12 +162,12 @@ export class MasPort implements HomeserverPort {
 
     // A new user got its display name and mxc avatar from MAS's create (MAS provisions Synapse).
     const profile: Json = {};
-    if (!write.create && write.displayName !== undefined && write.displayName !== null) profile['displayname'] = write.displayName;
+    if (!fresh && write.displayName !== undefined && write.displayName !== null) profile['displayname'] = write.displayName;
     if (write.avatar !== undefined) {
       // A photo URL is uploaded to Synapse's media repository with the appservice's token,
       // which Synapse still honours under MAS.
       const avatarUrl = await avatarUrlFor(this.#synapse, this.#options.avatars, write, previous, applied, warnings);
-      const setByCreate = write.create && (avatarUrl === '' || write.avatar?.kind === 'mxc');
+      const setByCreate = fresh && (avatarUrl === '' || write.avatar?.kind === 'mxc');
       if (avatarUrl !== undefined && !setByCreate) profile['avatar_url'] = avatarUrl;
     }
     if (Object.keys(profile).length > 0) {
@@ -177,11 +189,30 @@ export class MasPort implements HomeserverPort {
 
   async remove(matrixId: string, erase: boolean): Promise<void> {
     const user = await this.#user(matrixId);
-    if (!user || typeof user.attributes['deactivated_at'] === 'string') return;
+    if (!user || isDeactivated(user)) return;
     await this.#deactivate(user.id, erase);
   }
 
-  async #create(write: AccountWrite): Promise<MasResource> {
+  /**
+   * A new MAS user (`fresh`), or the one an earlier refused create of this account left,
+   * reactivated: the only deactivated user the bridge ever takes.
+   */
+  async #create(write: AccountWrite): Promise<{ user: MasResource; fresh: boolean }> {
+    if (await this.#options.leftovers.has(write.matrixId)) {
+      const left = await this.#user(write.matrixId);
+      if (left && isDeactivated(left)) {
+        await this.#mas.call('POST', `/users/${enc(left.id)}/reactivate`);
+        if (typeof left.attributes['locked_at'] === 'string') await this.#mas.call('POST', `/users/${enc(left.id)}/unlock`);
+        log.info(`reusing ${write.matrixId}, which a refused create left in MAS`);
+        return { user: left, fresh: false };
+      }
+      // Reactivated (or gone) since: no longer ours to take.
+      await this.#options.leftovers.remove(write.matrixId);
+    }
+    return { user: await this.#createUser(write), fresh: true };
+  }
+
+  async #createUser(write: AccountWrite): Promise<MasResource> {
     const body: Json = { username: write.localpart };
     if (write.displayName) body['displayname'] = write.displayName;
     if (write.avatar?.kind === 'mxc') body['avatar_url'] = write.avatar.uri;
@@ -215,6 +246,15 @@ export class MasPort implements HomeserverPort {
     if (subject !== null) await this.#mas.call('POST', '/upstream-oauth-links', { body: { user_id: userId, provider_id: provider, subject } });
   }
 
+  /** Disables what a refused create made, and records it for the IdP's retry. */
+  async #leave(matrixId: string, userId: string): Promise<void> {
+    await this.#options.leftovers.add(matrixId);
+    // Not erased: the retry reuses the account, and it held nothing yet.
+    await this.#deactivate(userId, false).catch((error: unknown) => {
+      log.warn(`${matrixId}, made in MAS by a refused create, could not be deactivated: ${(error as Error).message}`);
+    });
+  }
+
   async #deactivate(userId: string, erase: boolean): Promise<void> {
     await this.#mas.call('POST', `/users/${enc(userId)}/deactivate`, { body: { skip_erase: !erase } });
     await this.#endSessions(userId);
@@ -242,4 +282,8 @@ export class MasPort implements HomeserverPort {
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
+}
+
+function isDeactivated(user: MasResource): boolean {
+  return typeof user.attributes['deactivated_at'] === 'string';
 }

@@ -91,6 +91,7 @@ const TABLES: readonly TableCopy[] = [
   ),
   // held_by, as claimed_by above: the old processes are gone, the first replica takes them.
   table('notice_outbox', { id: true, text: true, html: true, held_at: true, held_by: true }, ['id'], true),
+  table('leftover_accounts', { matrix_id: true, left_at: true }, ['matrix_id'], false),
 ];
 
 /** Rows read and written per statement: 16 columns × 1,000 stays far below PostgreSQL's 65,535 parameters. */

@@ -5,7 +5,19 @@ import { filterToSql, listOrder, userMapping, type SqlFlavor, type TableMapping 
 import { SqlGroupStore } from './sqlGroups.ts';
 import { SqlNoticeOutbox } from './noticeOutbox.ts';
 import { USER_RESOURCE } from '../scim/schema/attributes.ts';
-import type { AppliedState, JournalAction, KeyedLocks, JournalEntry, JournalStats, Store, UserListQuery, UserPage, UserRecord, UserState } from './types.ts';
+import type {
+  AppliedState,
+  JournalAction,
+  KeyedLocks,
+  JournalEntry,
+  JournalStats,
+  LeftoverAccounts,
+  Store,
+  UserListQuery,
+  UserPage,
+  UserRecord,
+  UserState,
+} from './types.ts';
 
 /**
  * The users SCIM can see, written as SQL literals. The partial indexes (users_user_name_live,
@@ -151,6 +163,7 @@ export class SqlStore implements Store {
   readonly locks: KeyedLocks;
   readonly groups: SqlGroupStore;
   readonly notices: SqlNoticeOutbox;
+  readonly leftovers: LeftoverAccounts;
 
   private constructor(db: Kysely<Database>, options: SqlStoreOptions) {
     this.#db = db;
@@ -162,6 +175,20 @@ export class SqlStore implements Store {
     this.#onClose = options.onClose;
     this.groups = new SqlGroupStore(db, options.flavor);
     this.notices = new SqlNoticeOutbox(db, options.replica, options.flavor.engine === 'postgres');
+    this.leftovers = {
+      add: async (matrixId) => {
+        await db
+          .insertInto('leftover_accounts')
+          .values({ matrix_id: matrixId, left_at: new Date().toISOString() })
+          .onConflict((c) => c.column('matrix_id').doNothing())
+          .execute();
+      },
+      has: async (matrixId) =>
+        (await db.selectFrom('leftover_accounts').select('matrix_id').where('matrix_id', '=', matrixId).executeTakeFirst()) !== undefined,
+      remove: async (matrixId) => {
+        await db.deleteFrom('leftover_accounts').where('matrix_id', '=', matrixId).execute();
+      },
+    };
   }
 
   /** Brings the schema up to date (several replicas starting at once take turns) and opens the store. */

@@ -78,6 +78,13 @@ export interface NoticeOutboxTable {
   held_by: string | null;
 }
 
+/** Accounts a refused create left on the homeserver (see LeftoverAccounts). */
+export interface LeftoverAccountsTable {
+  matrix_id: string;
+  /** ISO 8601: when the create gave up. */
+  left_at: string;
+}
+
 export interface Database {
   users: UsersTable;
   journal: JournalTable;
@@ -85,6 +92,7 @@ export interface Database {
   group_members: GroupMembersTable;
   room_members: RoomMembersTable;
   notice_outbox: NoticeOutboxTable;
+  leftover_accounts: LeftoverAccountsTable;
 }
 
 /**
@@ -227,6 +235,17 @@ export function migrations(engine: 'sqlite' | 'postgres'): Record<string, Migrat
       // Which process holds each held notice: a starting replica takes over only those of
       // processes that are gone, so that no notice is posted twice.
       await db.schema.alterTable('notice_outbox').addColumn('held_by', text).execute();
+    },
+  },
+  '0009_leftover_accounts': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // MAS makes an account before it judges its password and deletes none: the account a
+      // refused create leaves is recorded, so that only the IdP's retry reuses it.
+      await db.schema
+        .createTable('leftover_accounts')
+        .addColumn('matrix_id', text, (c) => c.primaryKey())
+        .addColumn('left_at', text, (c) => c.notNull())
+        .execute();
     },
   },
   };

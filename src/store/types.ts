@@ -143,6 +143,8 @@ export interface Store {
   readonly locks: KeyedLocks;
   /** The admin room's undelivered notices. */
   readonly notices: NoticeOutboxStore;
+  /** Accounts a refused create left on the homeserver, for the IdP's retry to take. */
+  readonly leftovers: LeftoverAccounts;
 
   close(): Promise<void>;
 }
@@ -247,6 +249,21 @@ export interface GroupStore {
   /** Membership the bridge applied in a room: Matrix ID → joined or left. */
   roomMembers(groupId: string, roomId: string): Promise<Map<string, RoomMembership>>;
   setRoomMember(groupId: string, roomId: string, matrixId: string, state: RoomMembership): Promise<void>;
+}
+
+// ---- Accounts left by refused creates ----
+
+/**
+ * Matrix IDs of accounts a create made on the homeserver and then gave up (the homeserver
+ * refused a later step, e.g. MAS a password, and can delete no account), left disabled. The
+ * IdP was told nothing was made, so its retry may take such an account; no other account is
+ * ever taken that way. A backend port that can leave accounts behind uses it.
+ */
+export interface LeftoverAccounts {
+  add(matrixId: string): Promise<void>;
+  has(matrixId: string): Promise<boolean>;
+  /** The account is the IdP's again (or gone). */
+  remove(matrixId: string): Promise<void>;
 }
 
 // ---- Admin-room outbox ----

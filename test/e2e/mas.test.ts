@@ -172,6 +172,33 @@ describe('On a homeserver whose accounts live in MAS', function () {
     if (user) expect((user['attributes'] as Json)['deactivated_at'], 'not left active in MAS').to.be.a('string');
   });
 
+  it('takes the IdP\'s retry with a good password: the MAS user the refused create left is reactivated and used', async () => {
+    const left = await masUser('weak.password');
+    expect(left, 'the refused create left a MAS user').to.not.equal(undefined);
+    const retried = await scim.post('/Users', {
+      schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+      userName: 'weak.password@example.com',
+      displayName: 'Wendy Password',
+      password: PASSWORD,
+      emails: [{ value: 'wendy@example.com', primary: true }],
+    });
+    expect(retried.status, retried.text).to.equal(201);
+    const user = (await masUser('weak.password'))!;
+    expect(user['id'], 'the same MAS user').to.equal(left!['id']);
+    expect((user['attributes'] as Json)['deactivated_at']).to.equal(null);
+    const emails = await masList(`/user-emails?filter[user]=${String(user['id'])}`);
+    expect(emails.map((e) => (e['attributes'] as Json)['email'])).to.deep.equal(['wendy@example.com']);
+    await waitFor(
+      async () => ((await admin.user(`@weak.password:${SERVER_NAME}`))?.['deactivated'] === false ? true : undefined),
+      20_000,
+      'Synapse to show the account active again',
+    );
+    expect((await admin.profile(`@weak.password:${SERVER_NAME}`))?.['displayname']).to.equal('Wendy Password');
+    const session = await login('weak.password', PASSWORD);
+    expect(session.status, 'the good password logs in through MAS').to.equal(200);
+    expect(await whoami(session.token!)).to.equal(200);
+  });
+
   it('refuses to start with homeserver.auth: synapse on this homeserver, naming what to set', async () => {
     // The account check comes before any listener starts, so the ports in use do not matter.
     const raw = hs!.bridgeConfig({

@@ -52,8 +52,8 @@ export async function startHttpBridge(
   appOptions: Partial<Pick<ScimAppOptions, 'readiness' | 'onRequest'>> = {},
   /** The scope of each token (test-idp, and OTHER_TOKEN's "other-idp"); unlisted: all. */
   scopes: Record<string, TokenScope> = {},
-  /** `homeserver`: the account backend instead of the in-memory one (e.g. MasPort over an HTTP double). */
-  options: { homeserver?: HomeserverPort } = {},
+  /** `homeserver`: makes the account backend, over this bridge's store, instead of the in-memory one (e.g. MasPort over an HTTP double). */
+  options: { homeserver?: (store: SqlStore) => HomeserverPort } = {},
 ): Promise<HttpBridge> {
   const store = await openTestStore(TEST_ENGINE);
   const homeserver = new InMemoryHomeserver();
@@ -64,7 +64,7 @@ export async function startHttpBridge(
   const wake = () => undefined;
   const users = new UserProvisioner(
     store,
-    options.homeserver ?? homeserver,
+    options.homeserver?.(store) ?? homeserver,
     sink,
     {
       domain: 'example.org',

@@ -16,8 +16,9 @@ describe('SCIM over a MAS account backend (HTTP double of MAS v1.22)', () => {
   async function startBridge(userSettings: Partial<ProvisioningSettings> = {}): Promise<void> {
     const mas = new MasClient({ baseUrl: fake.url, clientId: fake.clientId, clientSecret: fake.clientSecret });
     const synapse = new HomeserverClient({ baseUrl: fake.url, asToken: 'as-token-unused-under-mas', adminToken: fake.synapseAdminToken });
-    const homeserver = new MasPort(mas, synapse, { domain: 'example.org', upstreamProviderId: fake.upstreamProviderId });
-    bridge = await startHttpBridge({}, userSettings, {}, {}, { homeserver });
+    bridge = await startHttpBridge({}, userSettings, {}, {}, {
+      homeserver: (store) => new MasPort(mas, synapse, { domain: 'example.org', upstreamProviderId: fake.upstreamProviderId, leftovers: store.leftovers }),
+    });
   }
 
   beforeEach(async () => {
@@ -84,6 +85,39 @@ describe('SCIM over a MAS account backend (HTTP double of MAS v1.22)', () => {
     // MAS made the user before it refused the password: the bridge deactivated it.
     expect(fake.userByName('weak.password')?.deactivatedAt, 'not left active in MAS').to.be.a('string');
     expect(fake.login('weak.password')).to.equal(undefined);
+  });
+
+  it('takes the IdP\'s retry with a better password: the MAS user the refused one left is reused, once', async () => {
+    const refused = await bridge.call('POST', '/Users', alice({ password: 'a' }));
+    expect(refused.status, JSON.stringify(refused.body)).to.equal(400);
+    const left = fake.userByName('alice.smith')!;
+    expect(left.deactivatedAt).to.be.a('string');
+
+    const retried = await bridge.call('POST', '/Users', alice());
+    expect(retried.status, JSON.stringify(retried.body)).to.equal(201);
+    const user = fake.userByName('alice.smith')!;
+    expect(user.id, 'the same MAS user, reactivated').to.equal(left.id);
+    expect(user.deactivatedAt).to.equal(null);
+    expect(user.lockedAt).to.equal(null);
+    expect(user.password).to.equal(PASSWORD);
+    expect(fake.emailsOf('alice.smith')).to.deep.equal(['alice.smith@example.com']);
+    expect(fake.linksOf('alice.smith').map((l) => l.subject)).to.deep.equal(['idp-subject-alice']);
+    expect(fake.synapseUser('alice.smith')?.['displayname']).to.equal('Alice Smith');
+    expect(fake.login('alice.smith', { password: PASSWORD }), 'logs in').to.be.a('string');
+
+    // Once it is the IdP's user again, it is no leftover: deleted and created anew, the
+    // deactivated account is someone's past, not the bridge's to take.
+    expect((await bridge.call('DELETE', `/Users/${String(retried.body['id'])}`)).status).to.equal(204);
+    const again = await bridge.call('POST', '/Users', alice());
+    expect(again.status, JSON.stringify(again.body)).to.equal(409);
+  });
+
+  it('never takes a deactivated MAS user it did not leave behind itself', async () => {
+    const other = fake.seedUser('alice.smith');
+    other.deactivatedAt = new Date().toISOString();
+    const created = await bridge.call('POST', '/Users', alice());
+    expect(created.status, JSON.stringify(created.body)).to.equal(409);
+    expect(fake.userByName('alice.smith')!.deactivatedAt, 'left as the operator left it').to.be.a('string');
   });
 
   it('active:false locks the user in MAS and ends the sessions it had; active:true unlocks it', async () => {

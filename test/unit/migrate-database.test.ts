@@ -88,6 +88,7 @@ async function populate(file: string): Promise<void> {
     );
     const [first] = await store.notices.pending(1);
     await store.notices.remove([first!.id]);
+    await store.leftovers.add('@weak.password:example.org');
   } finally {
     await store.close();
   }
@@ -100,6 +101,7 @@ interface Snapshot {
   journal: JournalEntry[][];
   rooms: [string, string][][];
   notices: Awaited<ReturnType<SqlStore['notices']['pending']>>;
+  leftovers: boolean[];
 }
 
 /** Everything the store shows of the data above, through its own API. */
@@ -113,6 +115,7 @@ async function snapshot(store: SqlStore): Promise<Snapshot> {
     journal: await Promise.all(RESOURCES.map((id) => store.journalFor(id))),
     rooms,
     notices: await store.notices.pending(100),
+    leftovers: await Promise.all(['@weak.password:example.org', '@nobody:example.org'].map((id) => store.leftovers.has(id))),
   };
 }
 
@@ -182,6 +185,7 @@ describe('migrate-database: copying a SQLite database into PostgreSQL', function
         { table: 'room_members', rows: 3 },
         { table: 'journal', rows: 6 },
         { table: 'notice_outbox', rows: 2 },
+        { table: 'leftover_accounts', rows: 1 },
       ]);
     });
 
@@ -265,7 +269,7 @@ describe('migrate-database: copying a SQLite database into PostgreSQL', function
       expect(done).to.deep.equal(['users', 'groups', 'group_members', 'room_members', 'journal']);
       const store = await openPostgresStore(empty);
       try {
-        expect(await snapshot(store)).to.deep.equal({ users: USERS.map(() => undefined), groups: [undefined, undefined], members: [[], []], journal: RESOURCES.map(() => []), rooms: [[], []], notices: [] });
+        expect(await snapshot(store)).to.deep.equal({ users: USERS.map(() => undefined), groups: [undefined, undefined], members: [[], []], journal: RESOURCES.map(() => []), rooms: [[], []], notices: [], leftovers: [false, false] });
       } finally {
         await store.close();
       }
@@ -302,7 +306,7 @@ describe('migrate-database: copying a SQLite database into PostgreSQL', function
       expect(run.code).to.equal(0);
       expect(run.stdout).to.match(/users +6 rows/);
       expect(run.stdout).to.match(/notice_outbox +2 rows/);
-      expect(run.stdout).to.match(/done: 23 rows/);
+      expect(run.stdout).to.match(/done: 24 rows/);
       const password = new URL(url).password;
       expect(password).to.not.equal('');
       expect(run.stdout).to.not.include(password);
